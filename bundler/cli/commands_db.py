@@ -1,0 +1,102 @@
+"""``bundler db init``, ``bundler db seed`` and ``bundler stories``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bundler.cli import app, db_app
+from bundler.cli.common import (
+    AssetsRootOption,
+    DatabaseUrlOption,
+    DebugOption,
+    JsonOption,
+    Output,
+    emit_json,
+    escape,
+    reported_errors,
+    stderr_console,
+)
+
+
+@db_app.command("init")
+def db_init(
+    database_url: DatabaseUrlOption = None, json_output: JsonOption = False, debug: DebugOption = False
+) -> None:
+    """Create the pipeline schema (stories, scenelets, shots). Safe to run twice."""
+    from bundler.db.connect import connection, resolve_target
+    from bundler.db.repository import init_schema
+
+    output = Output.from_options(json_output, debug)
+    with reported_errors(output):
+        target = resolve_target(database_url)
+        with connection(target) as conn:
+            init_schema(conn)
+        if output.json:
+            emit_json({"ok": True, "database": target.display})
+        stderr_console().print(f"schema ready in {escape(target.display)}")
+
+
+@db_app.command("seed")
+def db_seed(
+    file: Annotated[Path, typer.Argument(help="Story YAML file (the format `bundler export` writes).")],
+    assets_root: AssetsRootOption = None,
+    if_missing: Annotated[
+        bool, typer.Option("--if-missing", help="Do nothing if the story already exists.")
+    ] = False,
+    database_url: DatabaseUrlOption = None,
+    json_output: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Load a story from YAML, copying its media into the assets root."""
+    from bundler.assets import resolve_assets_root
+    from bundler.db.connect import connection, resolve_target
+    from bundler.db.seed import seed_file
+
+    output = Output.from_options(json_output, debug)
+    with reported_errors(output, {"file": str(file)}):
+        target = resolve_target(database_url)
+        root = resolve_assets_root(assets_root, create=True)
+        with connection(target) as conn:
+            result = seed_file(conn, file, root, if_missing=if_missing)
+        if output.json:
+            emit_json({"ok": True, **result.to_json()})
+        stderr_console().print(escape(result.summary()))
+
+
+@app.command("stories")
+def stories(
+    database_url: DatabaseUrlOption = None, json_output: JsonOption = False, debug: DebugOption = False
+) -> None:
+    """List stories: id, title, scenelets, shots, and whether the root is playable."""
+    from bundler.db.connect import connection, resolve_target
+    from bundler.db.listing import list_stories
+
+    output = Output.from_options(json_output, debug)
+    with reported_errors(output, {"stories": []}):
+        target = resolve_target(database_url)
+        with connection(target) as conn:
+            rows = list_stories(conn)
+        if output.json:
+            emit_json({"ok": True, "stories": [row.to_json() for row in rows]})
+            return
+        from rich.table import Table
+
+        table = Table(title=f"Stories in {target.display}")
+        for column in ("id", "title", "scenelets", "shots", "playable"):
+            table.add_column(column, justify="right" if column in ("scenelets", "shots") else "left")
+        for row in rows:
+            table.add_row(
+                row.story_id,
+                escape(row.title),
+                str(row.scenelets),
+                str(row.shots),
+                "yes" if row.root_playable else "[red]no[/]",
+            )
+        console = stderr_console()
+        if rows:
+            console.print(table)
+        else:
+            console.print("no stories yet: try `bundler db seed examples/lantern-keeper/story.yaml`")

@@ -1,0 +1,131 @@
+"""What every command shares: output options, database options, and the one
+place where errors become exit codes (DESIGN §4)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from bundler.errors import BundlerError
+
+EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_ENV, EXIT_INTERNAL = 0, 1, 2, 3, 70
+
+# Shared option declarations, so every command spells them the same way.
+JsonOption = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")]
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks for internal errors.")]
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="PostgreSQL URL. Default: DATABASE_URL, then libpq PG* variables, then the embedded server.",
+        show_default=False,
+    ),
+]
+AssetsRootOption = Annotated[
+    str | None,
+    typer.Option(
+        "--assets-root",
+        help="Folder that stored media paths are relative to. Default: BUNDLER_ASSETS_ROOT, else ./generated.",
+        show_default=False,
+    ),
+]
+FormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help="Problem output: text, or github (workflow commands; automatic when GITHUB_ACTIONS=true).",
+        show_default=False,
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Output:
+    json: bool = False
+    debug: bool = False
+    github: bool = False
+
+    @classmethod
+    def from_options(cls, json_output: bool, debug: bool, fmt: str | None = None) -> Output:
+        if fmt not in (None, "text", "github"):
+            raise typer.BadParameter("must be 'text' or 'github'", param_hint="--format")
+        github = fmt == "github" or (fmt is None and os.environ.get("GITHUB_ACTIONS") == "true")
+        return cls(json=json_output, debug=debug, github=github)
+
+
+def stderr_console() -> Any:
+    from rich.console import Console
+
+    # rich honours NO_COLOR itself; highlight off so ids are not recoloured
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def emit_json(document: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def fail(code: int) -> NoReturn:
+    raise typer.Exit(code)
+
+
+@contextmanager
+def reported_errors(output: Output, json_context: dict[str, Any] | None = None) -> Iterator[None]:
+    """Turn library errors into one stderr line (plus a JSON document) and an exit code.
+
+    ``json_context`` holds the keys of the command's JSON report known before
+    the failure (for example ``storyId``), so --json always yields a document.
+    """
+    try:
+        yield
+    except (typer.Exit, typer.Abort, typer.BadParameter, KeyboardInterrupt):
+        raise
+    except BundlerError as exc:
+        _report_failure(output, exc.exit_code, str(exc), json_context, exc)
+    except Exception as exc:  # a bug: short message, traceback only with --debug
+        if output.debug:
+            import traceback
+
+            traceback.print_exc()
+        message = f"internal error: {type(exc).__name__}: {exc}"
+        if not output.debug:
+            message += " (run with --debug for the traceback)"
+        _report_failure(output, EXIT_INTERNAL, message, json_context, None)
+
+
+def _report_failure(
+    output: Output,
+    code: int,
+    message: str,
+    json_context: dict[str, Any] | None,
+    exc: BundlerError | None,
+) -> NoReturn:
+    from bundler.db.connect import redact
+
+    message = redact(message)
+    stderr_console().print(f"[bold red]error[/]: {escape(message)}")
+    if output.json:
+        problems = getattr(exc, "problems", ())
+        document: dict[str, Any] = {"ok": False, **(json_context or {})}
+        document.setdefault("problems", [p.to_json() for p in problems])
+        document["error"] = {"exitCode": code, "message": message}
+        emit_json(document)
+    fail(code)
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+def run_app(app: typer.Typer) -> None:
+    """Run the app in click's standalone mode: usage errors exit 2, ``typer.Exit`` its code."""
+    app(prog_name="bundler")

