@@ -28,8 +28,7 @@ def resolve_assets_root(value: str | None, *, create: bool = False) -> Path:
             raise EnvError(f"Cannot create the assets root {root}: {exc.strerror}.") from None
     if not root.is_dir():
         raise EnvError(
-            f"Assets root {root} does not exist or is not a folder "
-            "(set --assets-root or BUNDLER_ASSETS_ROOT)."
+            f"Assets root {root} does not exist or is not a folder (set --assets-root or BUNDLER_ASSETS_ROOT)."
         )
     return root.resolve()
 

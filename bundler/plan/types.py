@@ -1,0 +1,155 @@
+"""What the planner produces: the bundle, decided, before any byte is copied."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from bundler.assets import MediaKind, SourceFile
+from bundler.problems import Problem
+
+MEDIA_TYPES: Mapping[MediaKind, str] = {"image": "image/png", "audio": "audio/wav", "music": "audio/mp4"}
+
+
+@dataclass(frozen=True, slots=True)
+class MediaRequest:
+    """A stored path the planner wants checked on disk (relative to the assets root)."""
+
+    relative: str
+    kind: MediaKind
+
+
+@dataclass(frozen=True, slots=True)
+class MediaStatus:
+    """The outcome of checking one ``MediaRequest``: a usable file or a problem code."""
+
+    source: SourceFile | None = None
+    code: str | None = None  # missing-media | wrong-media-format | unsafe-asset-path
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FileCopy:
+    """One file of the bundle: where it comes from and where it goes."""
+
+    target: str  # bundle-relative POSIX path, e.g. assets/shots/<uuid>/1_key_frame.png
+    source: SourceFile
+    kind: MediaKind
+
+    @property
+    def media_type(self) -> str:
+        return MEDIA_TYPES[self.kind]
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedShot:
+    shot_index: int
+    image: FileCopy | None
+    audio: FileCopy | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "shotIndex": self.shot_index,
+            "imagePath": self.image.target if self.image else None,
+            "audioPath": self.audio.target if self.audio else None,
+        }
+
+
+NextType = Literal["terminal", "linear", "branch", "incomplete"]
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    scenelet_id: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Next:
+    type: NextType
+    scenelet_id: str | None = None  # linear
+    choice_prompt: str | None = None  # branch
+    choices: tuple[Choice, ...] = ()  # branch
+
+    def to_json(self) -> dict[str, Any]:
+        if self.type == "linear":
+            return {"type": "linear", "sceneletId": self.scenelet_id}
+        if self.type == "branch":
+            return {
+                "type": "branch",
+                "choicePrompt": self.choice_prompt,
+                "choices": [{"sceneletId": c.scenelet_id, "label": c.label} for c in self.choices],
+            }
+        return {"type": self.type}
+
+    def targets(self) -> tuple[str, ...]:
+        if self.type == "linear" and self.scenelet_id:
+            return (self.scenelet_id,)
+        return tuple(c.scenelet_id for c in self.choices)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedScenelet:
+    id: str
+    label: str
+    description: str
+    shots: tuple[PlannedShot, ...]
+    next: Next
+    branch_audio: FileCopy | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "label": self.label,
+            "description": self.description,
+            "shots": [shot.to_json() for shot in self.shots],
+            "next": self.next.to_json(),
+            "branchAudioPath": self.branch_audio.target if self.branch_audio else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedCue:
+    cue_name: str
+    scenelet_ids: tuple[str, ...]
+    file: FileCopy
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cueName": self.cue_name, "sceneletIds": list(self.scenelet_ids), "audioPath": self.file.target}
+
+
+@dataclass(frozen=True)
+class BundlePlan:
+    story_id: str
+    title: str
+    exported_at: str
+    root_id: str | None
+    scenelets: tuple[PlannedScenelet, ...]
+    cues: tuple[PlannedCue, ...]
+    problems: tuple[Problem, ...]
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity == "warning")
+
+    def files(self) -> tuple[FileCopy, ...]:
+        """Every media file to copy, once each, sorted by target path."""
+        found: dict[str, FileCopy] = {}
+        for scenelet in self.scenelets:
+            for shot in scenelet.shots:
+                for copy in (shot.image, shot.audio):
+                    if copy:
+                        found[copy.target] = copy
+            if scenelet.branch_audio:
+                found[scenelet.branch_audio.target] = scenelet.branch_audio
+        for cue in self.cues:
+            found[cue.file.target] = cue.file
+        return tuple(found[target] for target in sorted(found))
+
+    def shot_count(self) -> int:
+        return sum(len(s.shots) for s in self.scenelets)
