@@ -43,9 +43,7 @@ def db_init(
 def db_seed(
     file: Annotated[Path, typer.Argument(help="Story YAML file (the format `bundler export` writes).")],
     assets_root: AssetsRootOption = None,
-    if_missing: Annotated[
-        bool, typer.Option("--if-missing", help="Do nothing if the story already exists.")
-    ] = False,
+    if_missing: Annotated[bool, typer.Option("--if-missing", help="Do nothing if the story already exists.")] = False,
     database_url: DatabaseUrlOption = None,
     json_output: JsonOption = False,
     debug: DebugOption = False,

@@ -82,8 +82,7 @@ def connect(target: DatabaseTarget, *, autocommit: bool = False) -> psycopg.Conn
         )
     except psycopg.Error as exc:
         raise DatabaseError(
-            f"Cannot connect to the database {target.display} ({target.source}): "
-            f"{_scrub(str(exc), target.conninfo)}"
+            f"Cannot connect to the database {target.display} ({target.source}): {_scrub(str(exc), target.conninfo)}"
         ) from None
 
 
@@ -102,6 +101,4 @@ def connection(target: DatabaseTarget, *, autocommit: bool = False) -> Iterator[
             "run `bundler db init`."
         ) from None
     except psycopg.OperationalError as exc:
-        raise DatabaseError(
-            f"Database error on {target.display}: {_scrub(str(exc), target.conninfo)}"
-        ) from None
+        raise DatabaseError(f"Database error on {target.display}: {_scrub(str(exc), target.conninfo)}") from None
