@@ -1,0 +1,27 @@
+"""Run the real ``bundler`` console script in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+BUNDLER = [sys.executable, "-m", "bundler"]
+
+
+def run_cli(
+    *args: str | Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "GITHUB_ACTIONS", "SOURCE_DATE_EPOCH")}
+    full_env["NO_COLOR"] = "1"
+    full_env.update(env or {})
+    return subprocess.run(
+        [*BUNDLER, *map(str, args)], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=120, check=False
+    )
+
+
+def json_of(result: subprocess.CompletedProcess[str]) -> Any:
+    return json.loads(result.stdout)
