@@ -1,0 +1,557 @@
+"""Read a bundle back and report every way it breaks the contract (DESIGN §3).
+
+A bundle folder or a ``.zip``/``.tar.gz`` archive of one is read in a single
+streaming pass: each file is hashed while it is read and only ``manifest.json``
+and ``SHA256SUMS`` are kept in memory; nothing is unpacked to disk. Every check
+after that pass works on those digests and the parsed manifest, so a bundle of
+any size costs one read of its bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, NamedTuple
+
+from bundler.assets import _FORMAT_NAMES as FORMAT_NAMES
+from bundler.assets import MediaKind, sniff
+from bundler.errors import BundleUnreadableError
+from bundler.manifest import FORMAT, FORMAT_VERSION
+from bundler.manifest import MANIFEST_NAME as MANIFEST
+from bundler.manifest import SUMS_NAME as SUMS
+from bundler.problems import Problem, error
+
+_CHUNK = 1 << 20
+_HEAD = 16  # enough for bundler.assets.sniff
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+# sha256sum lines: "<hash>  <name>" (or " *<name>"); a leading backslash marks an escaped name
+_SUMS_LINE = re.compile(r"(\\?)([0-9a-fA-F]{64}) [ *](.+)")
+_NEXT_KEYS = {
+    "terminal": {"type"},
+    "incomplete": {"type"},
+    "linear": {"type", "sceneletId"},
+    "branch": {"type", "choicePrompt", "choices"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyStats:
+    files: int
+    bytes: int
+    scenelets: int
+
+    def to_json(self) -> dict[str, int]:
+        return {"files": self.files, "bytes": self.bytes, "scenelets": self.scenelets}
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    bundle: Path
+    problems: tuple[Problem, ...]
+    stats: VerifyStats
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.severity == "error" for p in self.problems)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "bundlePath": str(self.bundle),
+            "problems": [p.to_json() for p in self.problems],
+            "stats": self.stats.to_json(),
+        }
+
+
+def verify_bundle(path: Path) -> VerifyReport:
+    """Check a bundle folder or archive; raises ``BundleUnreadableError`` if it cannot be read at all."""
+    try:
+        found = _scan(path)
+        manifest = _load_manifest(found.files[MANIFEST].content)
+    except BundleUnreadableError as exc:
+        raise BundleUnreadableError(f"Cannot verify {path}: {exc}.") from None
+    checks = _Checks(found.files)
+    checks.problems.extend(found.problems)
+    checks.run(manifest)
+    stats = VerifyStats(
+        files=len(found.files),
+        bytes=sum(d.size for d in found.files.values()),
+        scenelets=checks.scenelet_count,
+    )
+    problems = sorted(checks.problems, key=lambda p: (p.path or "", p.code, p.message))
+    return VerifyReport(path.absolute(), tuple(problems), stats)
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Digest:
+    size: int
+    sha256: str
+    head: bytes
+    content: bytes | None  # kept only for manifest.json and SHA256SUMS
+
+
+class _Bad(NamedTuple):
+    """An entry that is not a readable regular file."""
+
+    code: str
+    message: str
+
+
+@dataclass
+class _Found:
+    files: dict[str, _Digest] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _keeps(name: str) -> bool:
+    # before an archive's top folder is known, the manifest may sit one level down
+    return name.rsplit("/", 1)[-1] in (MANIFEST, SUMS) and name.count("/") <= 1
+
+
+def _digest(stream: IO[bytes], keep: bool) -> _Digest:
+    hasher = hashlib.sha256()
+    size = 0
+    head = b""
+    kept = bytearray() if keep else None
+    while chunk := stream.read(_CHUNK):
+        if len(head) < _HEAD:
+            head += chunk[: _HEAD - len(head)]
+        hasher.update(chunk)
+        size += len(chunk)
+        if kept is not None:
+            kept += chunk
+    return _Digest(size, hasher.hexdigest(), head, None if kept is None else bytes(kept))
+
+
+def _scan(path: Path) -> _Found:
+    if path.is_dir():
+        if not (path / MANIFEST).is_file():  # before hashing a folder that is no bundle at all
+            raise BundleUnreadableError("it has no manifest.json")
+        return _collect(_directory_entries(path), archive=False)
+    if not path.exists():
+        raise BundleUnreadableError("it does not exist")
+    if not path.is_file():
+        raise BundleUnreadableError("it is neither a folder nor an archive")
+    try:
+        if zipfile.is_zipfile(path):
+            return _collect(_zip_entries(path), archive=True)
+        return _collect(_tar_entries(path), archive=True)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as exc:
+        raise BundleUnreadableError(f"it is not a readable .zip or .tar.gz archive ({exc})") from None
+
+
+def _directory_entries(root: Path) -> Iterator[tuple[str, _Digest | _Bad]]:
+    pending = [root]  # an explicit stack: nesting depth costs no recursion
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as listing:
+                items = sorted(listing, key=lambda item: item.name)
+        except OSError as exc:
+            if folder == root:
+                raise BundleUnreadableError(f"it cannot be read ({exc.strerror})") from None
+            yield folder.relative_to(root).as_posix(), _Bad("unreadable-file", str(exc.strerror))
+            continue
+        for item in items:
+            name = Path(item.path).relative_to(root).as_posix()
+            if item.is_symlink():
+                # never followed: a bundle must be self-contained
+                yield name, _Bad("not-a-regular-file", "is a symbolic link")
+            elif item.is_dir(follow_symlinks=False):
+                pending.append(Path(item.path))
+            elif not item.is_file(follow_symlinks=False):
+                yield name, _Bad("not-a-regular-file", "is not a regular file")
+            else:
+                yield name, _read_file(Path(item.path), _keeps(name))
+
+
+def _read_file(path: Path, keep: bool) -> _Digest | _Bad:
+    try:
+        with open(path, "rb") as stream:
+            return _digest(stream, keep)
+    except OSError as exc:
+        return _Bad("unreadable-file", f"cannot be read: {exc.strerror}")
+
+
+def _zip_entries(path: Path) -> Iterator[tuple[str, _Digest | _Bad]]:
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            mode = info.external_attr >> 16
+            if mode and (mode & 0o170000) not in (0, 0o100000):  # symlink or device (Unix creator)
+                yield info.filename, _Bad("not-a-regular-file", "is not a regular file")
+                continue
+            try:
+                with archive.open(info) as stream:
+                    found: _Digest | _Bad = _digest(stream, _keeps(_clean(info.filename)))
+            # members are independent in a zip: one damaged member is that file's problem
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+                found = _Bad("unreadable-file", f"cannot be read from the archive: {exc}")
+            yield info.filename, found
+
+
+def _tar_entries(path: Path) -> Iterator[tuple[str, _Digest | _Bad]]:
+    # stream mode: one sequential pass through the (compressed) archive, no seeking
+    with tarfile.open(path, mode="r|*") as archive:
+        for member in archive:
+            if member.isdir():
+                continue
+            stream = archive.extractfile(member) if member.isfile() else None
+            if stream is None:
+                yield member.name, _Bad("not-a-regular-file", "is not a regular file")
+                continue
+            with stream:
+                yield member.name, _digest(stream, _keeps(_clean(member.name)))
+
+
+def _clean(name: str) -> str:
+    while name.startswith("./"):
+        name = name[2:]
+    return name.rstrip("/")
+
+
+def _collect(entries: Iterable[tuple[str, _Digest | _Bad]], *, archive: bool) -> _Found:
+    raw: dict[str, _Digest | _Bad] = {}
+    found = _Found()
+    for name, item in entries:
+        name = _clean(name)
+        if name in raw:
+            found.problems.append(error("duplicate-entry", "appears twice in the archive", path=name))
+        elif archive and not _is_safe_path(name):
+            found.problems.append(error("unsafe-path", "archive entry path is not safe", path=name))
+        else:
+            raw[name] = item
+    prefix = _bundle_prefix(raw) if archive else ""
+    for name, item in raw.items():
+        if not name.startswith(prefix):
+            found.problems.append(error("extra-file", "is outside the archive's bundle folder", path=name))
+            continue
+        relative = name[len(prefix) :]
+        if isinstance(item, _Bad):
+            found.problems.append(error(item.code, item.message, path=relative))
+        elif item.content is not None and relative not in (MANIFEST, SUMS):
+            # kept only in case it was the bundle's own manifest or sums; it was not
+            found.files[relative] = _Digest(item.size, item.sha256, item.head, None)
+        else:
+            found.files[relative] = item
+    if MANIFEST not in found.files:
+        raise BundleUnreadableError("it has no manifest.json (or not as a regular file)")
+    return found
+
+
+def _bundle_prefix(names: Mapping[str, object]) -> str:
+    """``"<top>/"`` for the one top folder holding a manifest, ``""`` when the files sit at the top."""
+    if MANIFEST in names:
+        return ""
+    bundles = [
+        name.removesuffix(f"/{MANIFEST}") for name in names if name.count("/") == 1 and name.endswith(f"/{MANIFEST}")
+    ]
+    if len(bundles) != 1:
+        raise BundleUnreadableError("the archive needs exactly one manifest.json, at its top or in a top folder")
+    return f"{bundles[0]}/"
+
+
+def _load_manifest(content: bytes | None) -> dict[str, Any]:
+    try:
+        manifest = json.loads((content or b"").decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleUnreadableError(f"manifest.json is not valid UTF-8 JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise BundleUnreadableError("manifest.json is not a JSON object")
+    return manifest
+
+
+def _is_safe_path(path: str) -> bool:
+    """Relative, normalized, POSIX: no absolute path, ``..``, empty segment or backslash."""
+    if not path or "\\" in path or "\x00" in path or path.startswith("/"):
+        return False
+    return all(part not in ("", ".", "..") for part in path.split("/"))
+
+
+# --- checks ----------------------------------------------------------------------------------
+
+
+class _Listed(NamedTuple):
+    bytes: int | None
+    sha256: str | None
+
+
+class _Checks:
+    """Every check of a read bundle; problems accumulate so one run reports them all."""
+
+    def __init__(self, files: Mapping[str, _Digest]) -> None:
+        self.files = files
+        self.listed: dict[str, _Listed] = {}
+        self.problems: list[Problem] = []
+        self.scenelet_count = 0
+
+    def problem(self, code: str, message: str, path: str = MANIFEST, **where: Any) -> None:
+        self.problems.append(error(code, message, path=path, **where))
+
+    def run(self, manifest: dict[str, Any]) -> None:
+        self.check_format(manifest)
+        self.check_file_list(manifest.get("files"))
+        self.check_files_present()
+        self.check_sums()
+        scenelets = self.check_scenelets(manifest.get("scenelets"))
+        self.check_root_and_reachability(manifest.get("rootSceneletId"), scenelets)
+        self.check_music(manifest.get("music"), scenelets)
+
+    # format and file list ----------------------------------------------------------------
+
+    def check_format(self, manifest: Mapping[str, Any]) -> None:
+        if manifest.get("format") != FORMAT or manifest.get("formatVersion") != FORMAT_VERSION:
+            self.problem(
+                "unsupported-format",
+                f"format is {manifest.get('format')!r} version {manifest.get('formatVersion')!r}, "
+                f"expected {FORMAT!r} version {FORMAT_VERSION}",
+            )
+        metadata = manifest.get("metadata")
+        if not isinstance(metadata, dict) or not all(
+            isinstance(metadata.get(key), str) for key in ("storyId", "title", "exportedAt")
+        ):
+            self.problem("invalid-manifest", "metadata needs storyId, title and exportedAt strings")
+
+    def check_file_list(self, entries: Any) -> None:
+        if not isinstance(entries, list):
+            self.problem("invalid-manifest", "files is not a list")
+            return
+        paths: list[str] = []
+        for position, entry in enumerate(entries):
+            path = entry.get("path") if isinstance(entry, dict) else None
+            if not isinstance(path, str):
+                self.problem("invalid-manifest", f"files[{position}] has no path")
+                continue
+            paths.append(path)
+            if not _is_safe_path(path):
+                self.problem("unsafe-path", "listed path is not a safe relative path", path)
+                continue
+            if path in (MANIFEST, SUMS):
+                self.problem("invalid-manifest", f"files must not list {path}", path)
+                continue
+            if path in self.listed:
+                self.problem("invalid-manifest", "listed twice in files", path)
+                continue
+            size, sha, media_type = entry.get("bytes"), entry.get("sha256"), entry.get("mediaType")
+            size_ok = isinstance(size, int) and not isinstance(size, bool) and size >= 0
+            sha_ok = isinstance(sha, str) and _HEX64.fullmatch(sha) is not None
+            if not (size_ok and sha_ok and isinstance(media_type, str) and media_type):
+                self.problem("invalid-manifest", "files entry needs bytes, a lowercase sha256 and mediaType", path)
+            self.listed[path] = _Listed(size if size_ok else None, sha if sha_ok else None)
+        if paths != sorted(paths):
+            self.problem("invalid-manifest", "files are not sorted by path")
+
+    def check_files_present(self) -> None:
+        for path, listed in self.listed.items():
+            found = self.files.get(path)
+            if found is None:
+                self.problem("missing-file", "listed in manifest.json but not in the bundle", path)
+            elif listed.bytes is not None and found.size != listed.bytes:
+                # a different size implies a different checksum: one problem is enough
+                self.problem("size-mismatch", f"is {found.size} bytes, manifest.json says {listed.bytes}", path)
+            elif listed.sha256 is not None and found.sha256 != listed.sha256:
+                self.problem("checksum-mismatch", "SHA-256 differs from manifest.json", path)
+        for path in self.files:
+            if path not in self.listed and path not in (MANIFEST, SUMS):
+                self.problem("extra-file", "is in the bundle but not listed in manifest.json", path)
+
+    def check_sums(self) -> None:
+        """SHA256SUMS must list exactly manifest.json plus the manifest's files, with their hashes.
+
+        Hashes of listed files were already compared with the files themselves,
+        so comparing SHA256SUMS with the manifest closes the loop.
+        """
+        digest = self.files.get(SUMS)
+        if digest is None:
+            self.problem("missing-file", "the checksum list is missing", SUMS)
+            return
+        sums = self._parse_sums(digest.content or b"")
+        expected = {path: listed.sha256 for path, listed in self.listed.items()}
+        expected[MANIFEST] = self.files[MANIFEST].sha256
+        for path, sha in sums.items():
+            if path not in expected:
+                what = "itself" if path == SUMS else "a file manifest.json does not list"
+                self.problem("sha256sums-mismatch", f"SHA256SUMS lists {what}", path)
+            elif path == MANIFEST and sha != expected[path]:
+                self.problem("checksum-mismatch", "SHA-256 differs from SHA256SUMS", path)
+            elif expected[path] is not None and sha != expected[path]:
+                self.problem("sha256sums-mismatch", "SHA256SUMS and manifest.json disagree", path)
+        for path in expected:
+            if path not in sums:
+                self.problem("sha256sums-mismatch", "missing from SHA256SUMS", path)
+
+    def _parse_sums(self, content: bytes) -> dict[str, str]:
+        try:
+            text = content.decode("utf-8")
+        except UnicodeDecodeError:
+            self.problem("sha256sums-invalid", "is not UTF-8 text", SUMS)
+            return {}
+        sums: dict[str, str] = {}
+        names: list[str] = []
+        for number, line in enumerate(text.removesuffix("\n").split("\n"), start=1):
+            match = _SUMS_LINE.fullmatch(line)
+            if match is None:
+                self.problem("sha256sums-invalid", f"line {number} is not in sha256sum format", SUMS)
+                continue
+            escaped, sha, name = match.groups()
+            if escaped:
+                name = re.sub(r"\\(.)", lambda m: {"n": "\n", "r": "\r"}.get(m[1], m[1]), name)
+            if name in sums:
+                self.problem("sha256sums-invalid", f"line {number} lists {name} again", SUMS)
+                continue
+            sums[name] = sha.lower()
+            names.append(name)
+        if names != sorted(names):
+            self.problem("sha256sums-invalid", "lines are not sorted by path", SUMS)
+        return sums
+
+    # graph -----------------------------------------------------------------------------------
+
+    def reference(self, value: Any, kind: MediaKind, what: str, **where: Any) -> None:
+        """A media path the manifest points at: safe, listed, and of the right format."""
+        if value is None:
+            return
+        if not isinstance(value, str):
+            self.problem("invalid-manifest", f"{what} is not a string or null", **where)
+        elif not _is_safe_path(value):
+            self.problem("unsafe-path", f"{what} is not a safe relative path", value, **where)
+        elif value not in self.listed:
+            self.problem("dangling-reference", f"{what} is not a file listed in the bundle", value, **where)
+        elif value in self.files and not sniff(self.files[value].head, kind):
+            self.problem("wrong-media-format", f"{what} is not {FORMAT_NAMES[kind]}", value, **where)
+
+    def check_scenelets(self, scenelets: Any) -> dict[str, dict[str, Any]]:
+        """Well-formed scenelets by id (first occurrence wins); checks each one's own fields."""
+        if not isinstance(scenelets, list):
+            self.problem("invalid-manifest", "scenelets is not a list")
+            return {}
+        by_id: dict[str, dict[str, Any]] = {}
+        for position, scenelet in enumerate(scenelets):
+            uid = scenelet.get("id") if isinstance(scenelet, dict) else None
+            if not isinstance(uid, str) or not uid:
+                self.problem("invalid-manifest", f"scenelets[{position}] has no id")
+            elif uid in by_id:
+                self.problem("duplicate-scenelet", "appears twice in scenelets", scenelet_id=uid)
+            else:
+                by_id[uid] = scenelet
+        self.scenelet_count = len(by_id)
+        for uid, scenelet in by_id.items():
+            label = scenelet.get("label")
+            where: dict[str, Any] = {"scenelet_id": uid, "scenelet_label": label if isinstance(label, str) else None}
+            self.check_shots(scenelet.get("shots"), where)
+            next_type = self.check_next(scenelet.get("next"), by_id, where)
+            branch_audio = scenelet.get("branchAudioPath")
+            if branch_audio is not None and next_type != "branch":
+                self.problem("invalid-manifest", "branch narration on a scenelet that is not a branch", **where)
+            self.reference(branch_audio, "audio", "branchAudioPath", **where)
+        return by_id
+
+    def check_shots(self, shots: Any, where: dict[str, Any]) -> None:
+        if not isinstance(shots, list) or not shots:
+            self.problem("unplayable-scenelet", "has no shots", **where)
+            return
+        previous = 0
+        for shot in shots:
+            if not isinstance(shot, dict) or set(shot) != {"shotIndex", "imagePath", "audioPath"}:
+                self.problem("invalid-manifest", "shot needs exactly shotIndex, imagePath, audioPath", **where)
+                continue
+            index = shot["shotIndex"]
+            if not isinstance(index, int) or isinstance(index, bool) or index <= previous:
+                self.problem("invalid-manifest", f"shotIndex {index!r} is not increasing", **where)
+            else:
+                previous = index
+            at = {**where, "shot_index": index if isinstance(index, int) else None}
+            if shot["imagePath"] is None and shot["audioPath"] is None:
+                self.problem("invalid-manifest", "shot has neither imagePath nor audioPath", **at)
+            self.reference(shot["imagePath"], "image", "imagePath", **at)
+            self.reference(shot["audioPath"], "audio", "audioPath", **at)
+
+    def check_next(self, step: Any, by_id: Mapping[str, Any], where: dict[str, Any]) -> str | None:
+        kind = step.get("type") if isinstance(step, dict) else None
+        if not isinstance(kind, str) or kind not in _NEXT_KEYS or set(step) != _NEXT_KEYS[kind]:
+            self.problem("invalid-manifest", f"next is not a valid step (type {kind!r})", **where)
+            return None
+        if kind == "linear":
+            self.target(step["sceneletId"], by_id, "next.sceneletId", where)
+        elif kind == "branch":
+            prompt, choices = step["choicePrompt"], step["choices"]
+            if not isinstance(prompt, str) or not prompt.strip():
+                self.problem("invalid-manifest", "branch has a blank choicePrompt", **where)
+            if not isinstance(choices, list) or len(choices) < 2:
+                self.problem("invalid-manifest", "branch offers fewer than two choices", **where)
+                return str(kind)
+            for choice in choices:
+                if not isinstance(choice, dict) or set(choice) != {"sceneletId", "label"}:
+                    self.problem("invalid-manifest", "choice needs exactly sceneletId and label", **where)
+                    continue
+                if not isinstance(choice["label"], str) or not choice["label"].strip():
+                    self.problem("invalid-manifest", "choice has a blank label", **where)
+                self.target(choice["sceneletId"], by_id, "choice sceneletId", where)
+        return str(kind)
+
+    def target(self, uid: Any, by_id: Mapping[str, Any], what: str, where: dict[str, Any]) -> None:
+        if not isinstance(uid, str) or uid not in by_id:
+            self.problem("unknown-scenelet", f"{what} {uid!r} is not a bundled scenelet", **where)
+
+    def check_root_and_reachability(self, root: Any, by_id: Mapping[str, dict[str, Any]]) -> None:
+        if not isinstance(root, str) or root not in by_id:
+            self.problem("unknown-scenelet", f"rootSceneletId {root!r} is not a bundled scenelet")
+            return
+        seen = {root}
+        pending = [root]  # iterative: a line of thousands of scenelets must not recurse
+        while pending:
+            for target in _targets(by_id[pending.pop()].get("next")):
+                if isinstance(target, str) and target in by_id and target not in seen:
+                    seen.add(target)
+                    pending.append(target)
+        for uid in by_id:
+            if uid not in seen:
+                self.problem("unreachable-scenelet", "cannot be reached from the root", scenelet_id=uid)
+
+    def check_music(self, music: Any, by_id: Mapping[str, Any]) -> None:
+        if not isinstance(music, dict):
+            self.problem("invalid-manifest", "music is not an object")
+            return
+        cues, cue_map = music.get("cues"), music.get("sceneletCueMap")
+        names: set[str] = set()
+        for position, cue in enumerate(cues if isinstance(cues, list) else ()):
+            name = cue.get("cueName") if isinstance(cue, dict) else None
+            ids = cue.get("sceneletIds") if isinstance(cue, dict) else None
+            if not isinstance(name, str) or not name.strip() or not isinstance(ids, list):
+                self.problem("invalid-manifest", f"music cue {position} needs cueName and sceneletIds")
+                continue
+            names.add(name)
+            for uid in ids:
+                self.target(uid, by_id, f"music cue {name!r} sceneletId", {})
+            if cue.get("audioPath") is None:
+                self.problem("invalid-manifest", f"music cue {name!r} has no audioPath")
+            self.reference(cue.get("audioPath"), "music", f"audioPath of music cue {name!r}")
+        if not isinstance(cues, list) or not isinstance(cue_map, dict):
+            self.problem("invalid-manifest", "music needs a cues list and a sceneletCueMap object")
+            return
+        for uid, name in cue_map.items():
+            self.target(uid, by_id, "sceneletCueMap key", {})
+            if not isinstance(name, str) or name not in names:
+                self.problem("unknown-cue", f"sceneletCueMap names unknown cue {name!r}", scenelet_id=uid)
+
+
+def _targets(step: Any) -> list[Any]:
+    if not isinstance(step, dict):
+        return []
+    if step.get("type") == "linear":
+        return [step.get("sceneletId")]
+    if step.get("type") == "branch" and isinstance(step.get("choices"), list):
+        return [c.get("sceneletId") for c in step["choices"] if isinstance(c, dict)]
+    return []
