@@ -176,7 +176,9 @@ def assemble(
 
     started = time.perf_counter()
     story_id = parse_story_id(story_id)
-    if archive not in (None, "zip", "tar.gz"):
+    from bundler.archive import FORMATS, archive_timestamp, write_archive
+
+    if archive is not None and archive not in FORMATS:
         raise UsageError(f"--archive must be 'zip' or 'tar.gz', not {archive!r}.")
     out = prepare_out_dir(Path(out_dir))
     target = out / story_id
@@ -196,10 +198,8 @@ def assemble(
         files = build_bundle(bundle_plan, staging, jobs, advance)
         publish(staging, target, overwrite)
     archive_path = None
-    if archive:
-        from bundler.archive import archive_timestamp, write_archive
-
-        archive_path = write_archive(target, archive, archive_timestamp(bundle_plan.exported_at))  # type: ignore[arg-type]
+    if archive in FORMATS:
+        archive_path = write_archive(target, archive, archive_timestamp(bundle_plan.exported_at))
     stats.update(
         files=len(files) + 2,  # + manifest.json and SHA256SUMS
         bytes=sum(entry.bytes for entry in files)

@@ -179,7 +179,11 @@ class StoryBuilder:
         repo = Repository(conn)
         with conn.transaction():
             repo.create_story(
-                self.title, "prompt", story_id=self.story_id, audio_design_document=self.audio_design, created_at=BASE_TIME
+                self.title,
+                "prompt",
+                story_id=self.story_id,
+                audio_design_document=self.audio_design,
+                created_at=BASE_TIME,
             )
             # parents first: insert in tree order where possible, then the rest (cycles are patched after)
             pending = list(self.records())

