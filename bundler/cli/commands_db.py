@@ -83,7 +83,8 @@ def stories(
         from rich.table import Table
 
         table = Table(title=f"Stories in {target.display}")
-        for column in ("id", "title", "scenelets", "shots", "playable"):
+        table.add_column("id", no_wrap=True, min_width=36)  # ids are copied from here: never cut them
+        for column in ("title", "scenelets", "shots", "playable"):
             table.add_column(column, justify="right" if column in ("scenelets", "shots") else "left")
         for row in rows:
             table.add_row(

@@ -64,7 +64,10 @@ def stderr_console() -> Any:
     from rich.console import Console
 
     # rich honours NO_COLOR itself; highlight off so ids are not recoloured
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 160  # logs and pipes: never squeeze tables to 80 columns and cut ids
+    return console
 
 
 def emit_json(document: dict[str, Any]) -> None:

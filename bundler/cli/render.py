@@ -62,8 +62,9 @@ def summary_table(reports: Sequence[StoryReport], title: str) -> Any:
     from rich.table import Table
 
     table = Table(title=title)
-    for column in ("story", "status", "scenelets", "files", "bytes", "warnings", "time"):
-        table.add_column(column, justify="left" if column in ("story", "status") else "right")
+    table.add_column("story", no_wrap=True, min_width=36)
+    for column in ("status", "scenelets", "files", "bytes", "warnings", "time"):
+        table.add_column(column, justify="left" if column == "status" else "right")
     for report in reports:
         stats = report.stats
         status = "[green]ok[/]" if report.ok else f"[red]failed ({stats.get('exitCode', report.exit_code)})[/]"

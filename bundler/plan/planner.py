@@ -361,12 +361,19 @@ def plan(analysis: Analysis, media: Mapping[MediaRequest, MediaStatus], exported
         root_id=analysis.tree.root_id,
         scenelets=scenelets,
         cues=cues,
-        problems=tuple(_dedupe(planner.problems)),
+        problems=_reading_order(planner.problems, analysis.tree.order),
     )
 
 
-def _dedupe(problems: list[Problem]) -> list[Problem]:
-    return list(dict.fromkeys(problems))
+def _reading_order(problems: list[Problem], order: tuple[str, ...]) -> tuple[Problem, ...]:
+    """Once each; story-wide problems first, then by scenelet in tree order and shot index."""
+    position = {scenelet_id: n for n, scenelet_id in enumerate(order)}
+
+    def key(problem: Problem) -> tuple[int, int]:
+        where = -1 if problem.scenelet_id is None else position.get(problem.scenelet_id, len(position))
+        return where, problem.shot_index or 0
+
+    return tuple(sorted(dict.fromkeys(problems), key=key))
 
 
 def _count_descendants(scenelet_id: str, children: Mapping[str, tuple[str, ...]]) -> int:
