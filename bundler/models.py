@@ -64,6 +64,8 @@ class NewShot:
     key_frame_image_path: str | None = None
     audio_file_path: str | None = None
     video_file_path: str | None = None
+    # defaults to now(); seeding passes a fixed time so a seeded story bundles reproducibly
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -176,7 +176,8 @@ class Repository:
                 cur.executemany(
                     "insert into shots (story_id, scenelet_ref, scenelet_id, scenelet_sequence, "
                     "shot_index, storyboard_payload, key_frame_image_path, audio_file_path, "
-                    "video_file_path) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    "video_file_path, created_at, updated_at) "
+                    "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()), coalesce(%s, now()))",
                     [
                         (
                             story_id,
@@ -188,6 +189,8 @@ class Repository:
                             shot.key_frame_image_path,
                             shot.audio_file_path,
                             shot.video_file_path,
+                            shot.created_at,
+                            shot.created_at,
                         )
                         for shot in shots
                     ],

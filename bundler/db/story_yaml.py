@@ -1,0 +1,497 @@
+"""The story YAML format shared by ``bundler db seed`` and ``bundler export``.
+
+Reading is strict (typo protection, one-line errors naming file, line and
+field); writing is deterministic. The full format is in docs/story-yaml.md.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bundler.assets import MediaKind
+from bundler.errors import InputError
+
+FORMAT = "bundler-story/1"
+ROLES = ("root", "branch", "linear", "terminal")
+
+TOP_KEYS = {"format": True, "story": True, "scenelets": True, "media": False}  # key -> required
+STORY_KEYS = {"id": True, "title": True, "initial_prompt": True, "created_at": True, "audio_design_document": False}
+SCENELET_KEYS = {
+    "label": False,
+    "id": True,
+    "parent": True,
+    "role": False,
+    "branch_point": False,
+    "terminal": False,
+    "choice_label": False,
+    "choice_prompt": False,
+    "created_at": False,
+    "description": True,
+    "dialogue": False,
+    "shot_suggestions": False,
+    "content_extra": False,
+    "branch_audio": False,
+    "shots": False,
+}
+SHOT_KEYS = {
+    "index": True,
+    "key_frame": False,
+    "audio": False,
+    "video": False,
+    "stored_label": False,
+    "stored_sequence": False,
+    "storyboard": True,
+}
+# content keys that have their own YAML field; anything else travels in content_extra
+CONTENT_FIELDS = ("description", "dialogue", "shot_suggestions")
+
+
+class StoryFileError(InputError):
+    """A story YAML file that cannot be seeded; the message names file, line and field."""
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class _LineDict(dict[Any, Any]):
+    """A YAML mapping that remembers the line of each key, for error messages."""
+
+    line: int
+    key_lines: dict[Any, int]
+
+
+# libyaml's parser is ~10x faster on big stories; the constructor (and so every check) is the same
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
+    pass
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
+    loader.flatten_mapping(node)  # resolves YAML merge keys (<<)
+    result = _LineDict()
+    result.line = node.start_mark.line + 1
+    result.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in result
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, "found an unhashable key", key_node.start_mark
+            ) from None
+        if duplicate:  # PyYAML would silently keep the last one: a typo trap
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_lines[key] = key_node.start_mark.line + 1
+    return result
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+@dataclass(frozen=True)
+class ShotDoc:
+    index: int
+    storyboard: Any
+    key_frame: str | None
+    audio: str | None
+    video: str | None
+    stored_label: str | None
+    stored_sequence: int | None
+    line: int
+    key_lines: Mapping[str, int]  # field -> line, for messages
+
+
+@dataclass(frozen=True)
+class SceneletDoc:
+    id: str
+    parent: str | None
+    label: str | None  # as written (checked later against the recomputed label)
+    role: str | None
+    branch_point: bool
+    terminal: bool
+    choice_label: str | None
+    choice_prompt: str | None
+    created_at: datetime | None
+    content: dict[str, Any]
+    branch_audio: str | None
+    shots: tuple[ShotDoc, ...]
+    where: str  # "scenelets[3]", for messages
+    line: int
+    key_lines: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class StoryDoc:
+    id: str
+    title: str
+    initial_prompt: str
+    created_at: datetime
+    audio_design_document: Any
+    media: str | None
+    scenelets: tuple[SceneletDoc, ...]
+
+
+class _Reader:
+    """Field-by-field validation; every error names the file, the line and the field path."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, line: int | None, problem: str) -> StoryFileError:
+        position = f"{self.source}:{line}" if line else self.source
+        return StoryFileError(f"{position}: {where}: {problem}")
+
+    def mapping(self, value: Any, where: str, line: int | None, keys: Mapping[str, bool]) -> _LineDict:
+        if not isinstance(value, _LineDict):
+            raise self.fail(where or "document", line, f"must be a mapping, not {_kind(value)}")
+        for key in value:
+            if key not in keys:
+                close = difflib.get_close_matches(str(key), list(keys), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(keys)})"
+                raise self.fail(_join(where, key), value.key_lines[key], f"unknown key{hint}")
+        for key, required in keys.items():
+            if required and key not in value:
+                raise self.fail(_join(where, key), value.line, "missing required field")
+        return value
+
+    def text(self, m: _LineDict, key: str, where: str, *, nullable: bool = False, non_blank: bool = False) -> Any:
+        value = m.get(key)
+        line = m.key_lines.get(key, m.line)
+        if value is None and nullable:
+            return None
+        if not isinstance(value, str):
+            raise self.fail(_join(where, key), line, f"must be a string, not {_kind(value)}")
+        if non_blank and not value.strip():
+            raise self.fail(_join(where, key), line, "must not be blank")
+        if "\x00" in value:
+            raise self.fail(_join(where, key), line, "contains a NUL character")
+        return value
+
+    def flag(self, m: _LineDict, key: str, where: str) -> bool:
+        value = m.get(key, False)
+        if not isinstance(value, bool):
+            raise self.fail(
+                _join(where, key), m.key_lines.get(key, m.line), f"must be true or false, not {_kind(value)}"
+            )
+        return value
+
+    def uuid(self, m: _LineDict, key: str, where: str, *, nullable: bool = False) -> str | None:
+        value = m.get(key)
+        line = m.key_lines.get(key, m.line)
+        if value is None and nullable:
+            return None
+        if not isinstance(value, str) or len(value.strip()) != 36:
+            raise self.fail(
+                _join(where, key), line, f"must be a UUID like 7d3f5a2e-4b1c-4e8a-9f60-2c5d8e1a0b11, not {value!r}"
+            )
+        try:
+            return str(uuid.UUID(value.strip()))
+        except ValueError:
+            raise self.fail(_join(where, key), line, f"{value!r} is not a UUID") from None
+
+    def timestamp(self, m: _LineDict, key: str, where: str) -> datetime | None:
+        value = m.get(key)
+        line = m.key_lines.get(key, m.line)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value.strip())
+            except ValueError:
+                raise self.fail(_join(where, key), line, f"{value!r} is not an ISO 8601 timestamp") from None
+        if not isinstance(value, datetime):
+            raise self.fail(_join(where, key), line, f"must be an ISO 8601 timestamp, not {_kind(value)}")
+        if value.tzinfo is None:
+            raise self.fail(_join(where, key), line, "needs a time zone (for example 2024-03-01T09:00:00Z)")
+        return value.astimezone(UTC)
+
+    def json(self, value: Any, where: str, line: int | None) -> Any:
+        """Reject what YAML can hold but a JSONB column cannot (iteratively: payloads can nest deeply)."""
+        stack: list[tuple[Any, str]] = [(value, where)]
+        seen: set[int] = set()  # YAML aliases share objects: visit each once (no "billion laughs")
+        while stack:
+            item, path = stack.pop()
+            if isinstance(item, (dict, list)):
+                if id(item) in seen:
+                    continue
+                seen.add(id(item))
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    if not isinstance(key, str):
+                        raise self.fail(path, line, f"has a non-string key {key!r}; quote it")
+                    stack.append((child, _join(path, key)))
+            elif isinstance(item, list):
+                stack.extend((child, f"{path}[{i}]") for i, child in enumerate(item))
+            elif isinstance(item, float) and not math.isfinite(item):
+                raise self.fail(path, line, "is not a finite number")
+            elif isinstance(item, str) and "\x00" in item:
+                raise self.fail(path, line, "contains a NUL character")
+            elif isinstance(item, date):
+                raise self.fail(path, line, "is a YAML timestamp; quote it to keep it a string")
+            elif item is not None and not isinstance(item, (str, bool, int, float)):
+                raise self.fail(path, line, f"is not JSON ({_kind(item)})")
+        return value
+
+
+def _join(where: str, key: Any) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _kind(value: Any) -> str:
+    names = {type(None): "null", bool: "a boolean", int: "a number", float: "a number", str: "a string"}
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return names.get(type(value), type(value).__name__)
+
+
+def parse_story(text: str, source: str) -> StoryDoc:
+    """Parse and validate one document's fields (the tree is checked by ``seed.plan_scenelets``)."""
+    try:
+        data = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader: no arbitrary objects
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        raise StoryFileError(f"{source}: malformed YAML at {where}: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise StoryFileError(f"{source}: malformed YAML: {exc}") from None
+    r = _Reader(source)
+    top = r.mapping(data, "", 1, TOP_KEYS)
+    if top["format"] != FORMAT:
+        raise r.fail("format", top.key_lines["format"], f"unsupported format {top['format']!r} (expected {FORMAT!r})")
+    media = r.text(top, "media", "", nullable=True, non_blank=True)
+    story = r.mapping(top["story"], "story", top.key_lines["story"], STORY_KEYS)
+    created_at = r.timestamp(story, "created_at", "story")
+    if created_at is None:
+        raise r.fail("story.created_at", story.key_lines["created_at"], "must be an ISO 8601 timestamp, not null")
+    audio_doc = r.json(story.get("audio_design_document"), "story.audio_design_document", story.line)
+    items = top["scenelets"]
+    if not isinstance(items, list) or not items:
+        raise r.fail("scenelets", top.key_lines["scenelets"], "must be a non-empty list of scenelets")
+    return StoryDoc(
+        id=str(r.uuid(story, "id", "story")),
+        title=r.text(story, "title", "story", non_blank=True),
+        initial_prompt=r.text(story, "initial_prompt", "story"),
+        created_at=created_at,
+        audio_design_document=audio_doc,
+        media=media,
+        scenelets=tuple(_parse_scenelet(r, item, i, top.line) for i, item in enumerate(items)),
+    )
+
+
+def _parse_scenelet(r: _Reader, item: Any, position: int, line: int) -> SceneletDoc:
+    where = f"scenelets[{position}]"
+    m = r.mapping(item, where, getattr(item, "line", line), SCENELET_KEYS)
+    label = r.text(m, "label", where, nullable=True)
+    role = r.text(m, "role", where, nullable=True)
+    if role is not None and role not in ROLES:
+        raise r.fail(f"{where}.role", m.key_lines["role"], f"must be one of {', '.join(ROLES)}, not {role!r}")
+    content: dict[str, Any] = {"description": r.text(m, "description", where)}
+    if "dialogue" in m:
+        content["dialogue"] = _dialogue(r, m, where)
+    if "shot_suggestions" in m:
+        suggestions = m["shot_suggestions"]
+        if not isinstance(suggestions, list) or not all(isinstance(s, str) for s in suggestions):
+            raise r.fail(f"{where}.shot_suggestions", m.key_lines["shot_suggestions"], "must be a list of strings")
+        content["shot_suggestions"] = r.json(suggestions, f"{where}.shot_suggestions", m.key_lines["shot_suggestions"])
+    extra = m.get("content_extra") or {}
+    extra_line = m.key_lines.get("content_extra", m.line)
+    if not isinstance(extra, dict):
+        raise r.fail(f"{where}.content_extra", extra_line, f"must be a mapping, not {_kind(extra)}")
+    for key in extra:
+        if key in CONTENT_FIELDS:
+            raise r.fail(f"{where}.content_extra.{key}", extra_line, f"use the scenelet field {key!r} instead")
+    content.update(r.json(dict(extra), f"{where}.content_extra", extra_line))
+    shots = m.get("shots") or []
+    if not isinstance(shots, list):
+        raise r.fail(f"{where}.shots", m.key_lines["shots"], f"must be a list, not {_kind(shots)}")
+    return SceneletDoc(
+        id=str(r.uuid(m, "id", where)),
+        parent=r.uuid(m, "parent", where, nullable=True),
+        label=label,
+        role=role,
+        branch_point=r.flag(m, "branch_point", where),
+        terminal=r.flag(m, "terminal", where),
+        choice_label=r.text(m, "choice_label", where, nullable=True),
+        choice_prompt=r.text(m, "choice_prompt", where, nullable=True),
+        created_at=r.timestamp(m, "created_at", where),
+        content=content,
+        branch_audio=r.text(m, "branch_audio", where, nullable=True),
+        shots=tuple(_parse_shot(r, shot, f"{where}.shots[{i}]", m.line) for i, shot in enumerate(shots)),
+        where=where,
+        line=m.line,
+        key_lines=dict(m.key_lines),
+    )
+
+
+def _dialogue(r: _Reader, m: _LineDict, where: str) -> list[dict[str, Any]]:
+    entries = m["dialogue"]
+    line = m.key_lines["dialogue"]
+    if not isinstance(entries, list):
+        raise r.fail(f"{where}.dialogue", line, "must be a list of {character, line} entries")
+    result = []
+    for i, entry in enumerate(entries):
+        path = f"{where}.dialogue[{i}]"
+        if not isinstance(entry, _LineDict):
+            raise r.fail(path, line, "must be a mapping with character and line")
+        for key in ("character", "line"):
+            if not isinstance(entry.get(key), str):
+                raise r.fail(f"{path}.{key}", entry.line, "must be a string")
+        result.append(r.json(dict(entry), path, entry.line))
+    return result
+
+
+def _parse_shot(r: _Reader, item: Any, where: str, line: int) -> ShotDoc:
+    m = r.mapping(item, where, getattr(item, "line", line), SHOT_KEYS)
+    index = m["index"]
+    if not isinstance(index, int) or isinstance(index, bool) or index < 1:
+        raise r.fail(f"{where}.index", m.key_lines["index"], f"must be a positive integer, not {index!r}")
+    sequence = m.get("stored_sequence")
+    if sequence is not None and (not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 1):
+        raise r.fail(f"{where}.stored_sequence", m.key_lines["stored_sequence"], "must be a positive integer")
+    if m["storyboard"] is None:
+        raise r.fail(f"{where}.storyboard", m.key_lines["storyboard"], "must not be null")
+    return ShotDoc(
+        index=index,
+        storyboard=r.json(m["storyboard"], f"{where}.storyboard", m.key_lines["storyboard"]),
+        key_frame=r.text(m, "key_frame", where, nullable=True),
+        audio=r.text(m, "audio", where, nullable=True),
+        video=r.text(m, "video", where, nullable=True),
+        stored_label=r.text(m, "stored_label", where, nullable=True, non_blank=True),
+        stored_sequence=sequence,
+        line=m.line,
+        key_lines=dict(m.key_lines),
+    )
+
+
+def load_story_file(path: Path) -> StoryDoc:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StoryFileError(f"{path}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise StoryFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise StoryFileError(f"{path}: cannot be read ({exc.strerror})") from None
+    return parse_story(text, str(path))
+
+
+def derive_created_at(doc: StoryDoc) -> dict[str, datetime]:
+    """Timestamps that make the recomputed pre-order equal the file order.
+
+    Replays the generator: parents are created before their children, and the
+    children of a branch last-first, so the first-listed sibling is the newest.
+    One second apart, after the story's own ``created_at``.
+    """
+    children: dict[str | None, list[str]] = {}
+    for scenelet in doc.scenelets:
+        children.setdefault(scenelet.parent, []).append(scenelet.id)
+    stamps: dict[str, datetime] = {}
+    stack = list(children.get(None, []))
+    while stack:
+        node = stack.pop()
+        if node in stamps:  # parent cycles are reported by the tree check
+            continue
+        stamps[node] = doc.created_at + timedelta(seconds=len(stamps) + 1)
+        stack.extend(children.get(node, []))
+    return stamps
+
+
+# --------------------------------------------------------------------------- writing
+
+
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # never emit &anchors: each value is written where it belongs
+
+
+# line breaks other than \n: PyYAML's emitter mangles them in block and single-quoted
+# scalars, so such text is double-quoted, where they are escaped
+_OTHER_BREAKS = ("\r", "\x85", "\u2028", "\u2029")
+
+
+def _represent_str(dumper: _Dumper, data: str) -> yaml.ScalarNode:
+    style: str | None = None
+    if any(b in data for b in _OTHER_BREAKS):
+        style = '"'
+    elif "\n" in data:
+        style = "|"  # multi-line text reads best as a literal block; PyYAML quotes when it must
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def dump_document(document: Mapping[str, Any]) -> str:
+    """Deterministic YAML: keys in the order given, no line wrapping, UTF-8 text."""
+    return yaml.dump(
+        document,
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=2**31 - 1,  # no wrapping: one field per line keeps diffs readable
+        indent=2,
+    )
+
+
+def sorted_json(value: Any) -> Any:
+    """JSON with object keys sorted, so output does not depend on JSONB's internal key order."""
+    if isinstance(value, dict):
+        return {key: sorted_json(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [sorted_json(item) for item in value]
+    return value
+
+
+def dialogue_entry(entry: Any) -> Any:
+    """``character`` and ``line`` first (as people read a script), other keys sorted."""
+    if not isinstance(entry, dict):
+        return sorted_json(entry)
+    first = [key for key in ("character", "line") if key in entry]
+    rest = sorted(key for key in entry if key not in first)
+    return {key: sorted_json(entry[key]) for key in [*first, *rest]}
+
+
+def format_timestamp(value: datetime) -> str:
+    """ISO 8601 in UTC with ``Z``; microseconds only when present (PostgreSQL's precision)."""
+    utc = value.astimezone(UTC)
+    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    if utc.microsecond:
+        text += f".{utc.microsecond:06d}"
+    return text + "Z"
+
+
+def role_of(parent_id: str | None, terminal: bool, parent_is_branch_point: bool) -> str:
+    """The pipeline's role rule (root, terminal, branch, linear), in that precedence."""
+    if parent_id is None:
+        return "root"
+    if terminal:
+        return "terminal"
+    return "branch" if parent_is_branch_point else "linear"
+
+
+def stored_paths(doc: StoryDoc) -> Iterable[tuple[str, int, str, MediaKind]]:
+    """Every stored media path of the document: (field path, line, stored value, media kind)."""
+    for scenelet in doc.scenelets:
+        if scenelet.branch_audio is not None:
+            yield f"{scenelet.where}.branch_audio", scenelet.key_lines["branch_audio"], scenelet.branch_audio, "audio"
+        for i, shot in enumerate(scenelet.shots):
+            where = f"{scenelet.where}.shots[{i}]"
+            if shot.key_frame is not None:
+                yield f"{where}.key_frame", shot.key_lines["key_frame"], shot.key_frame, "image"
+            if shot.audio is not None:
+                yield f"{where}.audio", shot.key_lines["audio"], shot.audio, "audio"
