@@ -95,10 +95,11 @@ def connection(target: DatabaseTarget, *, autocommit: bool = False) -> Iterator[
     try:
         with conn:
             yield conn
-    except psycopg.errors.UndefinedTable as exc:
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
         raise DatabaseError(
             f"The database {target.display} has no story schema ({_scrub(str(exc), target.conninfo)}); "
             "run `bundler db init`."
         ) from None
-    except psycopg.OperationalError as exc:
+    except (psycopg.OperationalError, psycopg.errors.InsufficientPrivilege) as exc:
+        # includes statement timeouts (QueryCanceled) and lost connections
         raise DatabaseError(f"Database error on {target.display}: {_scrub(str(exc), target.conninfo)}") from None

@@ -225,6 +225,8 @@ def init_schema(conn: psycopg.Connection) -> None:
 
     sql = files("bundler.db").joinpath("schema.sql").read_text(encoding="utf-8")
     with conn.transaction():
+        # concurrent `db init` runs would race on "create ... if not exists"; serialise them
+        conn.execute("select pg_advisory_xact_lock(hashtext('bundler db init'))")
         if conn.info.server_version < 130000:
             conn.execute("create extension if not exists pgcrypto")
         conn.execute(sql)
