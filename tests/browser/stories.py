@@ -1,0 +1,330 @@
+"""Stories for the browser tests, written into a real database through the
+pipeline's repository API, with real media under an assets root.
+
+A story is described in script order (pre-order, siblings in choice order);
+``create_story`` turns that into rows the way the pipeline would: branch
+children get *older* timestamps the later they come (the generator inserts
+them last-first), shots carry the ``scenelet-N`` labels, and media paths use
+the pipeline's stored formats (key frames without, narration with the
+``generated/`` prefix).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+import wave
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+
+import psycopg
+
+from bundler.db.repository import Repository
+from bundler.models import NewShot
+
+BASE_TIME = datetime(2026, 2, 1, 20, 0, tzinfo=UTC)
+# A real 2 s AAC tone (7 KB) so the music path is exercised with a decodable file:
+# ffmpeg -f lavfi -i "sine=frequency=196:duration=2" -af "volume=0.25,afade=t=in:d=0.2,afade=t=out:st=1.8:d=0.2"
+#        -ac 1 -c:a aac -b:a 24k -map_metadata -1 -fflags +bitexact -flags:a +bitexact music.m4a
+MUSIC_FIXTURE = Path(__file__).parent / "data" / "music.m4a"
+
+# Sky top, sky bottom, far hills, near hills: enough variety that screenshots
+# show which scene is on screen.
+Palette = tuple[tuple[int, int, int], tuple[int, int, int], tuple[int, int, int], tuple[int, int, int]]
+PALETTES: tuple[Palette, ...] = (
+    ((14, 20, 48), (186, 96, 74), (58, 40, 62), (22, 18, 30)),  # dusk
+    ((8, 14, 32), (40, 70, 120), (26, 40, 66), (10, 16, 28)),  # night sea
+    ((30, 16, 40), (230, 150, 80), (90, 50, 60), (30, 20, 30)),  # lantern glow
+    ((10, 30, 40), (90, 160, 150), (30, 70, 70), (12, 30, 32)),  # teal dawn
+    ((40, 10, 20), (200, 70, 60), (80, 26, 36), (26, 8, 14)),  # storm
+)
+
+
+# ------------------------------------------------------------------ media
+
+
+def _mix(a: Sequence[float], b: Sequence[float], amount: float) -> tuple[float, ...]:
+    return tuple(x + (y - x) * amount for x, y in zip(a, b, strict=True))
+
+
+def _png(width: int, height: int, rows: Sequence[bytes]) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    raw = b"".join(b"\x00" + row for row in rows)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
+
+
+@cache
+def key_frame_png(palette_index: int, width: int = 640, height: int = 360) -> bytes:
+    """A procedural landscape (sky gradient, a glowing moon, two hills) as PNG.
+
+    Edges are anti-aliased so screenshots of the player look like a picture,
+    not like a test pattern. Hills are filled a column at a time with extended
+    slices and only the moon's box is computed per pixel, to keep pure Python fast.
+    """
+    top, bottom, far, near = PALETTES[palette_index % len(PALETTES)]
+    moon = (244, 232, 200)
+    stride = width * 3
+    image = bytearray()
+    for y in range(height):
+        image += bytes(round(c) for c in _mix(top, bottom, y / (height - 1))) * width
+
+    def blend(x: int, y: int, color: Sequence[float], amount: float) -> None:
+        at = y * stride + 3 * x
+        image[at : at + 3] = bytes(round(c) for c in _mix(image[at : at + 3], color, amount))
+
+    moon_x, moon_y, moon_r = width * (0.22 + 0.14 * (palette_index % 4)), height * 0.3, height * 0.075
+    reach = int(3 * moon_r)
+    for y in range(max(0, int(moon_y) - reach), min(height, int(moon_y) + reach)):
+        for x in range(max(0, int(moon_x) - reach), min(width, int(moon_x) + reach)):
+            distance = math.hypot(x - moon_x, y - moon_y)
+            blend(x, y, moon, 0.35 * max(0.0, 1 - distance / reach) ** 3)  # glow, gone at the box edge
+            blend(x, y, moon, min(1.0, max(0.0, moon_r - distance + 0.5)))  # disc
+
+    for color, level, amplitude, waves in ((far, 0.6, 0.07, 6.5), (near, 0.77, 0.05, 10.5)):
+        for x in range(width):
+            line = height * (level + amplitude * math.sin(x / width * waves + palette_index * waves / 6))
+            first_full = max(0, math.ceil(line + 0.5))
+            rows = height - first_full
+            for channel in range(3):
+                start = first_full * stride + 3 * x + channel
+                image[start::stride] = bytes([color[channel]]) * rows
+            if 0 < first_full <= height:
+                blend(x, first_full - 1, color, first_full - 1 - line + 0.5)
+    return _png(width, height, [bytes(image[y * stride : (y + 1) * stride]) for y in range(height)])
+
+
+@cache
+def narration_wav(seconds: float = 0.25, rate: int = 8000, pitch: float = 440.0) -> bytes:
+    """A short, quiet sine tone: real WAV narration that ends quickly."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        frames = int(seconds * rate)
+        out.writeframes(
+            b"".join(struct.pack("<h", int(3000 * math.sin(2 * math.pi * pitch * i / rate))) for i in range(frames))
+        )
+    return buffer.getvalue()
+
+
+def broken_m4a() -> bytes:
+    """Passes the bundler's content sniffing (``ftyp``) but no browser can decode it."""
+    ftyp = b"M4A \x00\x00\x02\x00M4A mp42isom"
+    return struct.pack(">I", 8 + len(ftyp)) + b"ftyp" + ftyp + struct.pack(">I", 8) + b"mdat"
+
+
+# ------------------------------------------------------------------ specs
+
+
+@dataclass(frozen=True)
+class ShotSpec:
+    image: str | None = "png"  # "png": real file; "missing": path stored, no file; None: no path
+    audio: str | None = "wav"  # "wav": real file; "missing": path stored, no file; "N/A"; None
+
+
+@dataclass(frozen=True)
+class SceneSpec:
+    key: str
+    description: str
+    shots: tuple[ShotSpec, ...] = (ShotSpec(),)
+    parent: str | None = None
+    choice_label: str | None = None  # label of the parent's choice leading here
+    prompt: str | None = None  # set for a branch point
+    terminal: bool = False
+    branch_audio: bool = False
+    palette: int = 0
+
+
+@dataclass(frozen=True)
+class CueSpec:
+    name: str
+    scenes: tuple[str, ...]
+    playable: bool = True  # False: a file that sniffs as M4A but cannot be decoded
+
+
+@dataclass(frozen=True)
+class StorySpec:
+    title: str
+    scenes: tuple[SceneSpec, ...]  # script order
+    cues: tuple[CueSpec, ...] = ()
+
+
+@dataclass
+class BuiltStory:
+    story_id: str
+    ids: dict[str, str] = field(default_factory=dict)  # scene key -> scenelet UUID
+    labels: dict[str, str] = field(default_factory=dict)  # scene key -> scenelet-N
+
+    def id(self, key: str) -> str:
+        return self.ids[key]
+
+
+def _labels(spec: StorySpec) -> dict[str, str]:
+    """``scenelet-N`` by pre-order from the root, children in script order (DESIGN §2)."""
+    children: dict[str | None, list[str]] = {}
+    for scene in spec.scenes:
+        children.setdefault(scene.parent, []).append(scene.key)
+    (root,) = children[None]
+    labels: dict[str, str] = {}
+    stack = [root]
+    while stack:
+        key = stack.pop()
+        labels[key] = f"scenelet-{len(labels) + 1}"
+        stack.extend(reversed(children.get(key, [])))
+    return labels
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def create_story(conn: psycopg.Connection, assets_root: Path, spec: StorySpec) -> BuiltStory:
+    """Insert ``spec`` with the repository API and write its media under ``assets_root``."""
+    repo = Repository(conn)
+    labels = _labels(spec)
+    cue_document = {
+        "audio_design_document": {
+            "music_and_ambience_cues": [
+                {"cue_name": cue.name, "associated_scenelet_ids": [labels[key] for key in cue.scenes]}
+                for cue in spec.cues
+            ]
+        }
+    }
+    story_id = repo.create_story(
+        spec.title,
+        "A test story.",
+        audio_design_document=cue_document if spec.cues else None,
+        created_at=BASE_TIME,
+    )
+    built = BuiltStory(story_id, labels=labels)
+    for position, scene in enumerate(spec.scenes):
+        label = labels[scene.key]
+        branch_audio = None
+        if scene.branch_audio:
+            branch_audio = f"generated/{story_id}/branches/{label}/branch_audio.wav"
+            _write(assets_root / branch_audio.removeprefix("generated/"), narration_wav(0.3, pitch=330.0))
+        built.ids[scene.key] = repo.create_scenelet(
+            story_id,
+            {"description": scene.description, "dialogue": [], "shot_suggestions": ["A wide shot."]},
+            parent_id=built.ids[scene.parent] if scene.parent else None,
+            choice_label_from_parent=scene.choice_label,
+            choice_prompt=scene.prompt,
+            is_branch_point=scene.prompt is not None,
+            is_terminal_node=scene.terminal,
+            branch_audio_file_path=branch_audio,
+            # later siblings are older: the pipeline inserts branch children last-first
+            created_at=BASE_TIME - timedelta(minutes=position),
+        )
+    for scene in spec.scenes:
+        label = labels[scene.key]
+        shots = []
+        for index, shot in enumerate(scene.shots, start=1):
+            image = audio = None
+            if shot.image is not None:
+                image = f"{story_id}/shots/{label}/shot-{index}_key_frame.png"
+                if shot.image == "png":
+                    _write(assets_root / image, key_frame_png(scene.palette))
+            if shot.audio == "N/A":
+                audio = "N/A"
+            elif shot.audio is not None:
+                audio = f"generated/{story_id}/shots/{label}/{index}_audio.wav"
+                if shot.audio == "wav":
+                    _write(assets_root / audio.removeprefix("generated/"), narration_wav())
+            shots.append(NewShot(index, {"framingAndAngle": "wide"}, image, audio))
+        repo.create_scenelet_shots(story_id, built.ids[scene.key], label, int(label.split("-")[1]), shots)
+    for cue in spec.cues:
+        data = MUSIC_FIXTURE.read_bytes() if cue.playable else broken_m4a()
+        _write(assets_root / story_id / "music" / f"{cue.name}.m4a", data)
+    return built
+
+
+# ------------------------------------------------------------------ the stories
+
+LANTERN = StorySpec(
+    title="The Lantern Keeper",
+    scenes=(
+        SceneSpec(
+            "harbor",
+            "Mira lights the old lantern as the fog rolls in over the harbor.",
+            shots=(ShotSpec(), ShotSpec()),
+            palette=0,
+        ),
+        SceneSpec(
+            "signal",
+            "Far out on the water, a second light answers hers.",
+            shots=(ShotSpec(audio="N/A"),),  # a shot with no narration: held for a fixed time
+            parent="harbor",
+            prompt="Where should Mira go?",
+            branch_audio=True,
+            palette=1,
+        ),
+        SceneSpec(
+            "tower",
+            "She climbs the lighthouse stairs, lantern swinging.",
+            parent="signal",
+            choice_label="Climb the lighthouse",
+            terminal=True,
+            palette=2,
+        ),
+        SceneSpec(
+            "boat",
+            "She rows toward the strange light.",
+            parent="signal",
+            choice_label="Row out to the light",
+            palette=3,
+        ),
+        SceneSpec(
+            "open-water",
+            "The harbor disappears behind her.",
+            parent="boat",
+            palette=4,
+        ),  # not terminal, no children: the path is still being written
+    ),
+    cues=(
+        CueSpec("Harbor Night", ("harbor", "signal")),
+        CueSpec("Lighthouse", ("tower",)),
+        CueSpec("Broken Cue", ("boat",), playable=False),
+    ),
+)
+
+XSS_SCRIPT = "</script><script>window.__pwned=1</script>"
+XSS_IMG = "<img src=x onerror=window.__pwned=2>"
+XSS_CUE = "<img src=x onerror=window.__pwned=3>"
+
+HOSTILE = StorySpec(
+    title=f"{XSS_SCRIPT} & {XSS_IMG} \u2028 $& @@SCRIPT@@",
+    scenes=(
+        SceneSpec("root", f"Caption {XSS_SCRIPT} {XSS_IMG}", prompt=f"Prompt {XSS_SCRIPT} {XSS_IMG}", palette=2),
+        SceneSpec("a", "A", parent="root", choice_label=f"Label {XSS_SCRIPT}", terminal=True, palette=3),
+        SceneSpec("b", "B", parent="root", choice_label=f"Label {XSS_IMG}", terminal=True, palette=4),
+    ),
+    cues=(CueSpec(XSS_CUE, ("root",)),),
+)
+
+DAMAGED = StorySpec(
+    title="Missing Pieces",
+    scenes=(
+        SceneSpec(
+            "root",
+            "Some media never made it.",
+            shots=(
+                ShotSpec(image="missing"),  # key frame path stored, file absent: placeholder
+                ShotSpec(),  # image deleted from the bundle after assembly
+                ShotSpec(),  # narration deleted from the bundle after assembly
+                ShotSpec(),  # play() rejected by the test
+                ShotSpec(audio=None),  # no narration at all
+            ),
+            terminal=True,
+        ),
+    ),
+)
