@@ -28,7 +28,7 @@ install-dev: $(VENV)/.installed-dev
 demo: install
 	@mkdir -p $(DEMO)/assets
 	$(BUNDLER) db init
-	$(BUNDLER) db seed $(EXAMPLE) --assets-root $(DEMO)/assets --if-missing
+	$(BUNDLER) db seed $(EXAMPLE) --assets-root $(DEMO)/assets --replace
 	$(BUNDLER) stories
 	$(BUNDLER) assemble $(EXAMPLE_ID) --assets-root $(DEMO)/assets --out $(DEMO)/bundles --overwrite
 	@echo "Open the player: $(abspath $(DEMO))/bundles/$(EXAMPLE_ID)/index.html"

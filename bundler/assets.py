@@ -115,7 +115,7 @@ def check_source(root: Path, relative: str, kind: MediaKind) -> SourceFile:
     try:
         resolved = candidate.resolve(strict=True)
     except FileNotFoundError:
-        raise MediaProblem("missing-media", "file not found under the assets root") from None
+        raise MediaProblem("missing-media", "is missing (no such file under the assets root)") from None
     except (OSError, RuntimeError) as exc:  # symlink loops and the like
         raise MediaProblem("missing-media", f"cannot be resolved: {exc}") from None
     if not resolved.is_relative_to(root):

@@ -17,7 +17,7 @@ EXPORTED = "2026-03-01T12:00:00.000Z"
 def all_present(requests: frozenset[MediaRequest], missing: set[str] = frozenset()) -> dict[MediaRequest, MediaStatus]:
     """Every requested file exists with the right format, except ``missing`` ones."""
     return {
-        r: MediaStatus(code="missing-media", detail="file not found under the assets root")
+        r: MediaStatus(code="missing-media", detail="is missing (no such file under the assets root)")
         if r.relative in missing
         else MediaStatus(source=SourceFile(Path("/assets") / r.relative, 100, 0))
         for r in requests

@@ -335,3 +335,18 @@ def test_cli_seed_unreachable_database_is_exit_3(tmp_path: Path) -> None:
     assert result.returncode == 3
     assert json.loads(result.stdout)["ok"] is False
     assert "secret" not in result.stderr + result.stdout
+
+
+def test_replace_reseeds_rows_and_restores_media(conn: psycopg.Connection, assets_root: Path) -> None:
+    first = seed_file(conn, MINIMAL, assets_root)
+    before = counts(conn)
+    media = sorted(p.relative_to(assets_root) for p in assets_root.rglob("*") if p.is_file())
+    assert media, "the minimal fixture has media"
+    import shutil
+
+    shutil.rmtree(assets_root)  # e.g. `make clean` removed the demo folder but not the database
+    assets_root.mkdir()
+    again = seed_file(conn, MINIMAL, assets_root, replace=True)
+    assert (again.scenelets, again.shots, again.skipped) == (first.scenelets, first.shots, False)
+    assert counts(conn) == before
+    assert sorted(p.relative_to(assets_root) for p in assets_root.rglob("*") if p.is_file()) == media

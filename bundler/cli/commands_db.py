@@ -44,6 +44,9 @@ def db_seed(
     file: Annotated[Path, typer.Argument(help="Story YAML file (the format `bundler export` writes).")],
     assets_root: AssetsRootOption = None,
     if_missing: Annotated[bool, typer.Option("--if-missing", help="Do nothing if the story already exists.")] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Delete the story first if it exists (one transaction).")
+    ] = False,
     database_url: DatabaseUrlOption = None,
     json_output: JsonOption = False,
     debug: DebugOption = False,
@@ -58,7 +61,7 @@ def db_seed(
         target = resolve_target(database_url)
         root = resolve_assets_root(assets_root, create=True)
         with connection(target) as conn:
-            result = seed_file(conn, file, root, if_missing=if_missing)
+            result = seed_file(conn, file, root, if_missing=if_missing, replace=replace)
         if output.json:
             emit_json({"ok": True, **result.to_json()})
         stderr_console().print(escape(result.summary()))

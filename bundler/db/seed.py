@@ -87,13 +87,15 @@ class MediaCopy:
     relative: str  # destination, relative to the assets root
 
 
-def seed_file(conn: psycopg.Connection, path: Path, assets_root: Path, *, if_missing: bool = False) -> SeedResult:
+def seed_file(
+    conn: psycopg.Connection, path: Path, assets_root: Path, *, if_missing: bool = False, replace: bool = False
+) -> SeedResult:
     doc = load_story_file(path)
     planned = plan_scenelets(doc, str(path))
     copies = plan_media(doc, path)
     root = assets_root.resolve()
     try:
-        return _write(conn, doc, planned, copies, root, if_missing)
+        return _write(conn, doc, planned, copies, root, if_missing, replace)
     except psycopg.errors.UniqueViolation as exc:
         # a concurrent seed of the same story won the race after our existence check
         if exc.diag.constraint_name == "stories_pkey":
@@ -110,15 +112,19 @@ def _write(
     copies: Sequence[MediaCopy],
     root: Path,
     if_missing: bool,
+    replace: bool = False,
 ) -> SeedResult:
     repo = Repository(conn)
     added: list[Path] = []
     try:
         with conn.transaction():
             if repo.get_story(doc.id) is not None:
-                if if_missing:
+                if replace:  # same transaction: on any failure the old story is still there
+                    conn.execute("delete from stories where id = %s", (doc.id,))
+                elif if_missing:
                     return SeedResult(doc.id, doc.title, 0, 0, 0, skipped=True)
-                raise StoryExistsError(doc.id)
+                else:
+                    raise StoryExistsError(doc.id)
             _refuse_foreign_scenelets(conn, doc)
             repo.create_story(
                 doc.title,
@@ -316,7 +322,7 @@ def plan_media(doc: StoryDoc, path: Path) -> list[MediaCopy]:
 
 def _media_problem(exc: MediaProblem, file: Path) -> str:
     # check_source speaks of "the assets root"; here the root is the media folder
-    if exc.code == "missing-media" and "not found" in str(exc):
+    if exc.code == "missing-media" and "no such file" in str(exc):
         return f"{file} is missing from the media folder"
     if exc.code == "unsafe-asset-path":
         return f"{file} resolves outside the media folder (symlink)"

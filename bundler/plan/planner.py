@@ -143,7 +143,7 @@ class _Planner:
         status = self.media.get(MediaRequest(relative, kind))
         if status is None or status.source is None:
             code = status.code if status and status.code else "missing-media"
-            detail = status.detail if status and status.detail else "file not found under the assets root"
+            detail = status.detail if status and status.detail else "is missing (no such file under the assets root)"
             severity = warning if code == "missing-media" else error
             self.problems.append(severity(code, f"The {what} {detail}.", **where))
             return None
