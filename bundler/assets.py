@@ -102,7 +102,7 @@ def sniff(head: bytes, kind: MediaKind) -> bool:
     return head[4:8] == b"ftyp"
 
 
-_FORMAT_NAMES = {"image": "a PNG image", "audio": "a RIFF/WAVE file", "music": "an MP4/M4A file"}
+FORMAT_NAMES = {"image": "a PNG image", "audio": "a RIFF/WAVE file", "music": "an MP4/M4A file"}
 
 
 def check_source(root: Path, relative: str, kind: MediaKind) -> SourceFile:
@@ -131,7 +131,7 @@ def check_source(root: Path, relative: str, kind: MediaKind) -> SourceFile:
     except PermissionError:
         raise MediaProblem("missing-media", "cannot be read (permission denied)") from None
     if stat.st_size < _MIN_SIZES[kind] or not sniff(head, kind):
-        what = "empty" if stat.st_size == 0 else f"not {_FORMAT_NAMES[kind]}"
+        what = "empty" if stat.st_size == 0 else f"not {FORMAT_NAMES[kind]}"
         raise MediaProblem("wrong-media-format", f"is {what}")
     return SourceFile(resolved, stat.st_size, stat.st_mtime_ns)
 

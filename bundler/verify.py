@@ -9,28 +9,21 @@ any size costs one read of its bytes.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import re
-import tarfile
-import zipfile
-import zlib
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from bundler.assets import _FORMAT_NAMES as FORMAT_NAMES
 from bundler.assets import MediaKind, sniff
+from bundler.bundle_reader import Digest, is_safe_path, load_manifest, scan
 from bundler.errors import BundleUnreadableError
 from bundler.manifest import FORMAT, FORMAT_VERSION
 from bundler.manifest import MANIFEST_NAME as MANIFEST
 from bundler.manifest import SUMS_NAME as SUMS
 from bundler.problems import Problem, error
 
-_CHUNK = 1 << 20
-_HEAD = 16  # enough for bundler.assets.sniff
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 # sha256sum lines: "<hash>  <name>" (or " *<name>"); a leading backslash marks an escaped name
 _SUMS_LINE = re.compile(r"(\\?)([0-9a-fA-F]{64}) [ *](.+)")
@@ -74,8 +67,8 @@ class VerifyReport:
 def verify_bundle(path: Path) -> VerifyReport:
     """Check a bundle folder or archive; raises ``BundleUnreadableError`` if it cannot be read at all."""
     try:
-        found = _scan(path)
-        manifest = _load_manifest(found.files[MANIFEST].content)
+        found = scan(path)
+        manifest = load_manifest(found.files[MANIFEST].content)
     except BundleUnreadableError as exc:
         raise BundleUnreadableError(f"Cannot verify {path}: {exc}.") from None
     checks = _Checks(found.files)
@@ -90,196 +83,6 @@ def verify_bundle(path: Path) -> VerifyReport:
     return VerifyReport(path.absolute(), tuple(problems), stats)
 
 
-# --- reading ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Digest:
-    size: int
-    sha256: str
-    head: bytes
-    content: bytes | None  # kept only for manifest.json and SHA256SUMS
-
-
-class _Bad(NamedTuple):
-    """An entry that is not a readable regular file."""
-
-    code: str
-    message: str
-
-
-@dataclass
-class _Found:
-    files: dict[str, _Digest] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
-
-
-def _keeps(name: str) -> bool:
-    # before an archive's top folder is known, the manifest may sit one level down
-    return name.rsplit("/", 1)[-1] in (MANIFEST, SUMS) and name.count("/") <= 1
-
-
-def _digest(stream: IO[bytes], keep: bool) -> _Digest:
-    hasher = hashlib.sha256()
-    size = 0
-    head = b""
-    kept = bytearray() if keep else None
-    while chunk := stream.read(_CHUNK):
-        if len(head) < _HEAD:
-            head += chunk[: _HEAD - len(head)]
-        hasher.update(chunk)
-        size += len(chunk)
-        if kept is not None:
-            kept += chunk
-    return _Digest(size, hasher.hexdigest(), head, None if kept is None else bytes(kept))
-
-
-def _scan(path: Path) -> _Found:
-    if path.is_dir():
-        if not (path / MANIFEST).is_file():  # before hashing a folder that is no bundle at all
-            raise BundleUnreadableError("it has no manifest.json")
-        return _collect(_directory_entries(path), archive=False)
-    if not path.exists():
-        raise BundleUnreadableError("it does not exist")
-    if not path.is_file():
-        raise BundleUnreadableError("it is neither a folder nor an archive")
-    try:
-        if zipfile.is_zipfile(path):
-            return _collect(_zip_entries(path), archive=True)
-        return _collect(_tar_entries(path), archive=True)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as exc:
-        raise BundleUnreadableError(f"it is not a readable .zip or .tar.gz archive ({exc})") from None
-
-
-def _directory_entries(root: Path) -> Iterator[tuple[str, _Digest | _Bad]]:
-    pending = [root]  # an explicit stack: nesting depth costs no recursion
-    while pending:
-        folder = pending.pop()
-        try:
-            with os.scandir(folder) as listing:
-                items = sorted(listing, key=lambda item: item.name)
-        except OSError as exc:
-            if folder == root:
-                raise BundleUnreadableError(f"it cannot be read ({exc.strerror})") from None
-            yield folder.relative_to(root).as_posix(), _Bad("unreadable-file", str(exc.strerror))
-            continue
-        for item in items:
-            name = Path(item.path).relative_to(root).as_posix()
-            if item.is_symlink():
-                # never followed: a bundle must be self-contained
-                yield name, _Bad("not-a-regular-file", "is a symbolic link")
-            elif item.is_dir(follow_symlinks=False):
-                pending.append(Path(item.path))
-            elif not item.is_file(follow_symlinks=False):
-                yield name, _Bad("not-a-regular-file", "is not a regular file")
-            else:
-                yield name, _read_file(Path(item.path), _keeps(name))
-
-
-def _read_file(path: Path, keep: bool) -> _Digest | _Bad:
-    try:
-        with open(path, "rb") as stream:
-            return _digest(stream, keep)
-    except OSError as exc:
-        return _Bad("unreadable-file", f"cannot be read: {exc.strerror}")
-
-
-def _zip_entries(path: Path) -> Iterator[tuple[str, _Digest | _Bad]]:
-    with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
-            if info.is_dir():
-                continue
-            mode = info.external_attr >> 16
-            if mode and (mode & 0o170000) not in (0, 0o100000):  # symlink or device (Unix creator)
-                yield info.filename, _Bad("not-a-regular-file", "is not a regular file")
-                continue
-            try:
-                with archive.open(info) as stream:
-                    found: _Digest | _Bad = _digest(stream, _keeps(_clean(info.filename)))
-            # members are independent in a zip: one damaged member is that file's problem
-            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
-                found = _Bad("unreadable-file", f"cannot be read from the archive: {exc}")
-            yield info.filename, found
-
-
-def _tar_entries(path: Path) -> Iterator[tuple[str, _Digest | _Bad]]:
-    # stream mode: one sequential pass through the (compressed) archive, no seeking
-    with tarfile.open(path, mode="r|*") as archive:
-        for member in archive:
-            if member.isdir():
-                continue
-            stream = archive.extractfile(member) if member.isfile() else None
-            if stream is None:
-                yield member.name, _Bad("not-a-regular-file", "is not a regular file")
-                continue
-            with stream:
-                yield member.name, _digest(stream, _keeps(_clean(member.name)))
-
-
-def _clean(name: str) -> str:
-    while name.startswith("./"):
-        name = name[2:]
-    return name.rstrip("/")
-
-
-def _collect(entries: Iterable[tuple[str, _Digest | _Bad]], *, archive: bool) -> _Found:
-    raw: dict[str, _Digest | _Bad] = {}
-    found = _Found()
-    for name, item in entries:
-        name = _clean(name)
-        if name in raw:
-            found.problems.append(error("duplicate-entry", "appears twice in the archive", path=name))
-        elif archive and not _is_safe_path(name):
-            found.problems.append(error("unsafe-path", "archive entry path is not safe", path=name))
-        else:
-            raw[name] = item
-    prefix = _bundle_prefix(raw) if archive else ""
-    for name, item in raw.items():
-        if not name.startswith(prefix):
-            found.problems.append(error("extra-file", "is outside the archive's bundle folder", path=name))
-            continue
-        relative = name[len(prefix) :]
-        if isinstance(item, _Bad):
-            found.problems.append(error(item.code, item.message, path=relative))
-        elif item.content is not None and relative not in (MANIFEST, SUMS):
-            # kept only in case it was the bundle's own manifest or sums; it was not
-            found.files[relative] = _Digest(item.size, item.sha256, item.head, None)
-        else:
-            found.files[relative] = item
-    if MANIFEST not in found.files:
-        raise BundleUnreadableError("it has no manifest.json (or not as a regular file)")
-    return found
-
-
-def _bundle_prefix(names: Mapping[str, object]) -> str:
-    """``"<top>/"`` for the one top folder holding a manifest, ``""`` when the files sit at the top."""
-    if MANIFEST in names:
-        return ""
-    bundles = [
-        name.removesuffix(f"/{MANIFEST}") for name in names if name.count("/") == 1 and name.endswith(f"/{MANIFEST}")
-    ]
-    if len(bundles) != 1:
-        raise BundleUnreadableError("the archive needs exactly one manifest.json, at its top or in a top folder")
-    return f"{bundles[0]}/"
-
-
-def _load_manifest(content: bytes | None) -> dict[str, Any]:
-    try:
-        manifest = json.loads((content or b"").decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleUnreadableError(f"manifest.json is not valid UTF-8 JSON ({exc})") from None
-    if not isinstance(manifest, dict):
-        raise BundleUnreadableError("manifest.json is not a JSON object")
-    return manifest
-
-
-def _is_safe_path(path: str) -> bool:
-    """Relative, normalized, POSIX: no absolute path, ``..``, empty segment or backslash."""
-    if not path or "\\" in path or "\x00" in path or path.startswith("/"):
-        return False
-    return all(part not in ("", ".", "..") for part in path.split("/"))
-
-
 # --- checks ----------------------------------------------------------------------------------
 
 
@@ -291,7 +94,7 @@ class _Listed(NamedTuple):
 class _Checks:
     """Every check of a read bundle; problems accumulate so one run reports them all."""
 
-    def __init__(self, files: Mapping[str, _Digest]) -> None:
+    def __init__(self, files: Mapping[str, Digest]) -> None:
         self.files = files
         self.listed: dict[str, _Listed] = {}
         self.problems: list[Problem] = []
@@ -335,7 +138,7 @@ class _Checks:
                 self.problem("invalid-manifest", f"files[{position}] has no path")
                 continue
             paths.append(path)
-            if not _is_safe_path(path):
+            if not is_safe_path(path):
                 self.problem("unsafe-path", "listed path is not a safe relative path", path)
                 continue
             if path in (MANIFEST, SUMS):
@@ -425,7 +228,7 @@ class _Checks:
             return
         if not isinstance(value, str):
             self.problem("invalid-manifest", f"{what} is not a string or null", **where)
-        elif not _is_safe_path(value):
+        elif not is_safe_path(value):
             self.problem("unsafe-path", f"{what} is not a safe relative path", value, **where)
         elif value not in self.listed:
             self.problem("dangling-reference", f"{what} is not a file listed in the bundle", value, **where)
