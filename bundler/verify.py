@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from bundler.assets import _FORMAT_NAMES as FORMAT_NAMES
-from bundler.assets import MediaKind, sniff
+from bundler.assets import FORMAT_NAMES, MediaKind, sniff
 from bundler.bundle_reader import Digest, is_safe_path, load_manifest, scan
 from bundler.errors import BundleUnreadableError
 from bundler.manifest import FORMAT, FORMAT_VERSION
