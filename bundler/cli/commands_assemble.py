@@ -78,10 +78,10 @@ def assemble_command(
             progress=progress,
         )
 
-    with reported_errors(output, _context(story_ids)):
+    with reported_errors(output, _context(story_ids, all_stories)):
         target, ids = _resolve_stories(story_ids, all_stories, database_url)
         reports = _run_batch(ids, jobs, output, run, show_progress=True)
-    _finish(reports, output, "assembled", "Assembled")
+    _finish(reports, output, "assembled", "Assembled", batch=all_stories or len(ids) > 1)
 
 
 @app.command("check")
@@ -104,14 +104,15 @@ def check_command(
     def run(story_id: str, workers: int, progress: Any) -> api.StoryReport:
         return api.check(story_id, database=target, assets_root=assets_root, strict=strict, jobs=workers)
 
-    with reported_errors(output, _context(story_ids)):
+    with reported_errors(output, _context(story_ids, all_stories)):
         target, ids = _resolve_stories(story_ids, all_stories, database_url)
         reports = _run_batch(ids, jobs, output, run, show_progress=False)
-    _finish(reports, output, "checked", "Checked")
+    _finish(reports, output, "checked", "Checked", batch=all_stories or len(ids) > 1)
 
 
-def _context(story_ids: Sequence[str] | None) -> dict[str, Any]:
-    if story_ids and len(story_ids) == 1:
+def _context(story_ids: Sequence[str] | None, all_stories: bool) -> dict[str, Any]:
+    """The JSON keys known before anything runs, so an early failure still yields the right shape."""
+    if story_ids and len(story_ids) == 1 and not all_stories:
         return {"storyId": story_ids[0], "bundlePath": None, "problems": [], "stats": {}}
     return {"stories": []}
 
@@ -207,13 +208,13 @@ def _progress(console: Any) -> _RichProgress:
     return _RichProgress(console)
 
 
-def _finish(reports: list[Any], output: Output, verb: str, title: str) -> None:
+def _finish(reports: list[Any], output: Output, verb: str, title: str, *, batch: bool) -> None:
     from bundler.cli.render import print_problems, summary_line, summary_table
 
     console = stderr_console()
-    many = len(reports) != 1
+
     for report in reports:
-        print_problems(console, output, report, prefix=f"{report.story_id[:8]} " if many else "")
+        print_problems(console, output, report, prefix=f"{report.story_id[:8]} " if batch else "")
         if report.error:
             console.print(f"[bold red]error[/]: {escape(report.error)}")
         elif report.ok:
@@ -222,10 +223,10 @@ def _finish(reports: list[Any], output: Output, verb: str, title: str) -> None:
             errors = report.stats.get("errors", 0)
             reason = f"{errors} error(s)" if errors else "warnings under --strict"
             console.print(f"[bold red]failed[/]: story {report.story_id}: {reason}; nothing written")
-    if many:
+    if batch:
         console.print(summary_table(reports, f"{title} {len(reports)} stories"))
     if output.json:
-        if many:
+        if batch:
             emit_json({"ok": all(r.ok for r in reports), "stories": [r.to_json() for r in reports]})
         else:
             emit_json(reports[0].to_json())
