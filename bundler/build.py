@@ -1,83 +1,196 @@
 """Stage 3: copy and hash the planned media in parallel into a staging folder,
-then write the player, ``manifest.json`` and ``SHA256SUMS``."""
+then write the player, ``manifest.json`` and ``SHA256SUMS``.
+
+Unchanged media of the bundle being replaced is hard-linked instead of copied
+(``bundler.copying``). When nothing changed at all (every record matches, the
+rendered texts are byte-identical and the bundle holds nothing else) the
+previous bundle already is the new one and is kept as it is: no folders, links
+or deletions (``build_bundle``, ``UNCHANGED_MARK``).
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import os
+import stat
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from bundler.assets import sniff
-from bundler.errors import InputError
+from bundler.copying import Progress, copy_and_hash, current_entry, reuse_previous
 from bundler.manifest import MANIFEST_NAME, PLAYER_NAME, SUMS_NAME, FileEntry, dumps, manifest_document, sha256sums
 from bundler.plan.types import BundlePlan, FileCopy
-
-CHUNK = 1 << 20
-Progress = Callable[[int], None]  # called with the bytes just copied
-
-
-class MediaChangedError(InputError):
-    """A source file changed between the check and the copy."""
-
-
-def copy_and_hash(copy: FileCopy, destination: Path, progress: Progress | None = None) -> FileEntry:
-    """Stream one file: copy and hash in the same pass, never the whole file in memory."""
-    digest = hashlib.sha256()
-    size = 0
-    buffer = bytearray(CHUNK)
-    view = memoryview(buffer)
-    with open(copy.source.path, "rb") as source, open(destination, "xb") as target:
-        while True:
-            count = source.readinto(buffer)
-            if not count:
-                break
-            if size == 0 and not sniff(bytes(view[:16]), copy.kind):
-                raise MediaChangedError(f"{copy.source.path} changed format while bundling ({copy.target}).")
-            digest.update(view[:count])
-            target.write(view[:count])
-            size += count
-            if progress:
-                progress(count)
-    if size != copy.source.size:
-        raise MediaChangedError(
-            f"{copy.source.path} changed size while bundling ({copy.source.size} -> {size} bytes; {copy.target})."
-        )
-    return FileEntry(copy.target, size, digest.hexdigest(), copy.media_type)
+from bundler.workers import run_adaptive, run_tuned
 
 
 def write_text(root: Path, name: str, text: str, media_type: str) -> FileEntry:
     data = text.encode("utf-8")
+    del text  # the caller's temporary: at most one copy of a large document alive
     (root / name).write_bytes(data)
     return FileEntry(name, len(data), hashlib.sha256(data).hexdigest(), media_type)
 
 
-def build_bundle(plan: BundlePlan, staging: Path, jobs: int, progress: Progress | None = None) -> list[FileEntry]:
-    """Fill ``staging`` (an empty folder); returns every file except manifest.json and SHA256SUMS."""
-    copies = plan.files()
-    for folder in sorted({str(Path(c.target).parent) for c in copies}):
-        (staging / folder).mkdir(parents=True, exist_ok=True)
+def previous_bundle(plan: BundlePlan, staging: Path) -> Path | None:
+    """The bundle this build replaces (``<out>/<story-id>``, beside the staging folder), if any."""
+    if not hasattr(os, "getxattr"):
+        return None
+    candidate = staging.parent / plan.story_id
+    try:
+        mode = os.lstat(candidate).st_mode
+    except OSError:
+        return None
+    return candidate if stat.S_ISDIR(mode) else None
 
-    def one(copy: FileCopy) -> FileEntry:
-        return copy_and_hash(copy, staging / copy.target, progress)
 
-    if jobs <= 1 or len(copies) < 2:
-        media = [one(copy) for copy in copies]
-    else:
-        pool = ThreadPoolExecutor(max_workers=jobs)
+def make_folders(staging: Path, copies: Sequence[FileCopy]) -> None:
+    for folder in sorted({c.target.rpartition("/")[0] for c in copies} - {""}):
         try:
-            media = list(pool.map(one, copies))
-        finally:
-            # on Ctrl-C or a failed copy, drop the queued copies instead of finishing them
-            pool.shutdown(wait=True, cancel_futures=True)
+            os.mkdir(staging / folder)
+        except FileNotFoundError:
+            (staging / folder).mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            pass
 
+
+UNCHANGED_MARK = ".unchanged"  # in a staging folder: "the previous bundle is already this bundle"
+
+
+def exact_tree(bundle: Path, files: set[str]) -> bool:
+    """Does ``bundle`` hold exactly ``files`` (and their folders): no other file, folder or symlink?"""
+    folders = {name.rpartition("/")[0] for name in files} - {""}
+    for folder in list(folders):
+        while "/" in folder:
+            folder = folder.rpartition("/")[0]
+            folders.add(folder)
+    seen_files = seen_folders = 0
+    pending = [""]
+    while pending:
+        relative = pending.pop()
+        try:
+            entries = list(os.scandir(f"{bundle}/{relative}" if relative else bundle))
+        except OSError:
+            return False
+        for entry in entries:
+            name = f"{relative}/{entry.name}" if relative else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if name not in folders:
+                    return False
+                seen_folders += 1
+                pending.append(name)
+            elif entry.is_file(follow_symlinks=False) and name in files:
+                seen_files += 1
+            else:
+                return False
+    return seen_files == len(files) and seen_folders == len(folders)
+
+
+def _same_content(path: Path, data: bytes) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size != len(data):
+                return False
+            return handle.read() == data
+    except OSError:
+        return False
+
+
+class _Texts:
+    """``index.html``, ``manifest.json`` and ``SHA256SUMS``: written to staging as they are rendered,
+    or, when checking whether the previous bundle is already current, compared with its files and
+    kept (as bytes, or as "same as before") until it is known whether a new bundle is needed."""
+
+    def __init__(self, staging: Path, previous: Path | None) -> None:
+        self.staging = staging
+        self.previous = previous
+        self.pending: dict[str, bytes | None] = {}  # name -> bytes to write, or None: link the old file
+
+    @property
+    def unchanged(self) -> bool:
+        return all(data is None for data in self.pending.values())
+
+    def put(self, name: str, text: str, media_type: str) -> FileEntry:
+        data = text.encode("utf-8")
+        del text  # the caller's temporary: at most one copy of a large document alive
+        entry = FileEntry(name, len(data), hashlib.sha256(data).hexdigest(), media_type)
+        if self.previous is None:
+            (self.staging / name).write_bytes(data)
+        else:
+            self.pending[name] = None if _same_content(self.previous / name, data) else data
+        return entry
+
+    def flush(self) -> None:
+        """Write what was kept into staging (identical files are linked from the previous bundle)."""
+        previous = self.previous
+        assert previous is not None
+        for name, data in self.pending.items():
+            if data is None and _link_or_false(previous / name, self.staging / name):
+                continue
+            (self.staging / name).write_bytes(data if data is not None else (previous / name).read_bytes())
+        self.pending.clear()
+
+
+def _link_or_false(source: Path, destination: Path) -> bool:
+    try:
+        os.link(source, destination, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
+
+
+def _render(plan: BundlePlan, media: list[FileEntry], texts: _Texts) -> list[FileEntry]:
     from bundler.player import render_player
 
-    # the player embeds the manifest, so it cannot list its own hash: it carries the media files
-    player_view: dict[str, Any] = manifest_document(plan, media)
-    files = [*media, write_text(staging, PLAYER_NAME, render_player(player_view), "text/html")]
-    document = manifest_document(plan, files)
-    manifest_entry = write_text(staging, MANIFEST_NAME, dumps(document), "application/json")
-    (staging / SUMS_NAME).write_text(sha256sums([*files, manifest_entry]), encoding="utf-8")
+    # The player embeds the manifest, so it cannot list its own hash: it carries the media files.
+    # Each document is built, handed over and dropped in turn: at 100,000 shots they are tens of MB.
+    player = texts.put(PLAYER_NAME, render_player(manifest_document(plan, media)), "text/html")
+    files = [*media, player]
+    manifest_entry = texts.put(MANIFEST_NAME, dumps(manifest_document(plan, files)), "application/json")
+    texts.put(SUMS_NAME, sha256sums([*files, manifest_entry]), "text/plain")
     return files
+
+
+def build_bundle(plan: BundlePlan, staging: Path, jobs: int, progress: Progress | None = None) -> list[FileEntry]:
+    """Fill ``staging`` (an empty folder); returns every file except manifest.json and SHA256SUMS.
+
+    Files of the bundle being replaced (``<out>/<story-id>`` beside ``staging``)
+    are hard-linked instead of copied when their source record proves them current.
+    When every file of it is current and it holds nothing else, and the new
+    ``index.html``, ``manifest.json`` and ``SHA256SUMS`` are byte for byte its
+    own, the previous bundle already *is* the new one: staging is left empty
+    with ``UNCHANGED_MARK`` and ``publish`` keeps the bundle as it is (no
+    folders made, no links, no old bundle to delete).
+    """
+    copies = plan.files()
+    previous = previous_bundle(plan, staging)
+    previous_text, staging_text = (os.fspath(previous) if previous else ""), os.fspath(staging)
+
+    texts = _Texts(staging, None)
+    rendered: list[FileEntry] | None = None
+    if previous is not None:
+        current = run_adaptive(copies, lambda c: current_entry(c, f"{previous_text}/{c.target}"), jobs)
+        if all(current) and exact_tree(previous, {c.target for c in copies} | {PLAYER_NAME, MANIFEST_NAME, SUMS_NAME}):
+            media = [entry for entry in current if entry is not None]
+            texts = _Texts(staging, previous)
+            rendered = _render(plan, media, texts)
+            if texts.unchanged:
+                (staging / UNCHANGED_MARK).touch()
+                if progress:
+                    progress(sum(entry.bytes for entry in media))
+                return rendered
+
+    make_folders(staging, copies)
+
+    def one(copy: FileCopy) -> FileEntry:
+        if previous is not None:
+            reused = reuse_previous(copy, previous_text, f"{staging_text}/{copy.target}")
+            if reused is not None:
+                if progress:
+                    progress(reused.bytes)
+                return reused
+        return copy_and_hash(copy, staging / copy.target, progress)
+
+    media = run_tuned(copies, one, jobs, lambda copy: copy.source.size)
+    if rendered is not None and rendered[: len(media)] == media:
+        texts.flush()  # rendered from these very entries already
+        return rendered
+    texts = _Texts(staging, None)
+    return _render(plan, media, texts)

@@ -1,13 +1,113 @@
-"""Check the media the planner asked about, in parallel (file system only)."""
+"""Check the media the planner asked about, in parallel (file system only).
+
+``assets.check_source`` is the rule book: resolve the stored path under the
+assets root (symlinks included), refuse what leaves it, and sniff the content.
+Doing that literally costs a ``realpath`` per file, which is one ``lstat`` per
+path component: for tens of thousands of files that dominates ``check``. The
+fast path here gives the same answer for the common case with far fewer system
+calls, and hands every other case to ``check_source`` itself:
+
+* folders are resolved once each and remembered: a folder whose path below the
+  root contains no symlink resolves to the root's real path plus that path;
+* the file is opened with ``O_NOFOLLOW``, so a symlinked file fails the fast
+  path (and ``check_source`` follows and judges it);
+* not found, not a regular file, unreadable, too short or the wrong format all
+  go to ``check_source``, which produces the problem code and message.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+import os
+import stat
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from bundler.assets import MediaProblem, check_source
+from bundler.assets import MediaProblem, SourceFile, check_source, sniff
 from bundler.plan.types import MediaRequest, MediaStatus
+
+_SNIFF_BYTES = 16
+_MIN_SIZES = {"image": 33, "audio": 44, "music": 16}  # as in assets.check_source
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
+def _child_maker() -> Callable[[Path, str], Path]:
+    """``folder / name`` for a plain file name, without re-parsing the folder (5x faster on 3.11).
+
+    ``Path._make_child_relpath`` is private (it serves ``glob`` and ``walk``), so
+    it is used only when it gives exactly what ``/`` gives.
+    """
+    private = getattr(Path, "_make_child_relpath", None)
+    if private is not None:
+        try:
+            if private(Path("/a/b"), "c.png") == Path("/a/b/c.png"):
+                return private  # type: ignore[no-any-return]
+        except Exception:
+            pass
+    return lambda folder, name: folder / name
+
+
+_child = _child_maker()
+
+
+class Prober:
+    """Checks requests under one assets root; safe to share between threads."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        # folder below the root ("a/b") -> its real path, or None when it needs the slow path;
+        # a root that is not its own real path (check_source expects a resolved one) gets no fast path
+        top = (os.fspath(root), root) if root.is_absolute() and os.path.realpath(root) == os.fspath(root) else None
+        self.folders: dict[str, tuple[str, Path] | None] = {"": top}
+
+    def folder(self, relative: str) -> tuple[str, Path] | None:
+        known = self.folders.get(relative, False)
+        if known is not False:
+            return known  # type: ignore[return-value]
+        parent, _, name = relative.rpartition("/")
+        base = self.folder(parent)
+        real: tuple[str, Path] | None = None
+        if base is not None and name not in ("", ".", ".."):
+            candidate = f"{base[0]}/{name}"
+            try:
+                if stat.S_ISDIR(os.lstat(candidate).st_mode):  # a symlink is not S_ISDIR under lstat
+                    real = (candidate, _child(base[1], name))
+            except OSError:
+                real = None
+        self.folders[relative] = real
+        return real
+
+    def probe(self, request: MediaRequest) -> MediaStatus:
+        source = self.fast(request)
+        if source is not None:
+            return MediaStatus(source=source)
+        try:
+            return MediaStatus(source=check_source(self.root, request.relative, request.kind))
+        except MediaProblem as problem:
+            return MediaStatus(code=problem.code, detail=str(problem))
+
+    def fast(self, request: MediaRequest) -> SourceFile | None:
+        """The checked file when every step is the ordinary case; None means "ask check_source"."""
+        parent, _, name = request.relative.rpartition("/")
+        folder = self.folder(parent)
+        if folder is None or name in ("", ".", ".."):
+            return None
+        path = f"{folder[0]}/{name}"
+        try:
+            fd = os.open(path, _OPEN_FLAGS)
+        except OSError:
+            return None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size < _MIN_SIZES[request.kind]:
+                return None
+            head = os.pread(fd, _SNIFF_BYTES, 0)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        if not sniff(head, request.kind):
+            return None
+        return SourceFile(_child(folder[1], name), info.st_size, info.st_mtime_ns)
 
 
 def probe_one(root: Path, request: MediaRequest) -> MediaStatus:
@@ -18,8 +118,8 @@ def probe_one(root: Path, request: MediaRequest) -> MediaStatus:
 
 
 def probe_media(requests: Iterable[MediaRequest], root: Path, jobs: int) -> dict[MediaRequest, MediaStatus]:
+    from bundler.workers import run_adaptive
+
     ordered = sorted(requests, key=lambda r: (r.relative, r.kind))
-    if jobs <= 1 or len(ordered) < 64:  # threads cost more than they save on small stories
-        return {request: probe_one(root, request) for request in ordered}
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return dict(zip(ordered, pool.map(lambda r: probe_one(root, r), ordered), strict=True))
+    # a few short system calls per file: threads only where the file system is slow (see run_adaptive)
+    return dict(zip(ordered, run_adaptive(ordered, Prober(root).probe, jobs), strict=True))

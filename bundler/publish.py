@@ -72,15 +72,27 @@ def staging_dir(out_dir: Path, name: str) -> Iterator[Path]:
 
 
 def publish(staging: Path, target: Path, overwrite: bool) -> None:
-    """Move the complete ``staging`` folder to ``target``."""
+    """Move the complete ``staging`` folder to ``target``.
+
+    A staging folder holding only ``UNCHANGED_MARK`` means the build found
+    ``target`` already byte for byte the new bundle: it is kept as it is.
+    """
+    from bundler.build import UNCHANGED_MARK
+
+    unchanged = (staging / UNCHANGED_MARK).is_file()
     if target.exists() or target.is_symlink():
         if not overwrite:
             raise OutputExistsError(f"Bundle {target} already exists; pass --overwrite to replace it.")
         if target.is_symlink() or not target.is_dir():
             raise OutputExistsError(f"{target} exists and is not a bundle folder; refusing to replace it.")
+        if unchanged:
+            shutil.rmtree(staging, ignore_errors=True)
+            return
         _swap(staging, target)
         shutil.rmtree(staging, ignore_errors=True)  # it now holds the old bundle
         return
+    if unchanged:  # the bundle found current was removed meanwhile: there is nothing to publish
+        raise EnvError(f"Bundle {target} was removed while it was being assembled; run again.")
     try:
         os.rename(staging, target)
     except OSError as exc:

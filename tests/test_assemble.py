@@ -155,6 +155,7 @@ def test_failure_mid_copy_keeps_old_bundle(
         return real_copy(*args, **kwargs)
 
     monkeypatch.setattr(bundler.build, "copy_and_hash", failing_copy)
+    monkeypatch.setattr(bundler.build, "reuse_previous", lambda *args: None)  # copy every file anew
     with pytest.raises(OSError):
         api.assemble(story.story_id, database=database, assets_root=assets_root, out_dir=out, overwrite=True, jobs=1)
     assert tree_files(out / story.story_id) == before

@@ -88,3 +88,20 @@ def test_planner_invariants(story: tuple[StoryBuilder, set[str]]) -> None:
     for problem in bundle.problems:
         assert problem.severity in ("error", "warning")
         assert problem.code and problem.code == problem.code.lower() and " " not in problem.code
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), json_values, max_size=6))
+def test_manifest_writer_matches_the_json_module(document: dict[str, object]) -> None:
+    import json
+
+    from bundler.manifest import dumps
+
+    assert dumps(document) == json.dumps(document, indent=2, ensure_ascii=False) + "\n"
