@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
@@ -42,6 +43,7 @@ class UnsafePath(ValueError):
     """A stored path that could leave the assets root."""
 
 
+@lru_cache(maxsize=1 << 16)  # the planner asks twice per path (request, then use)
 def normalize_stored_path(stored: str) -> str:
     """Relative POSIX path under the assets root for a usable stored path.
 
