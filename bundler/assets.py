@@ -91,8 +91,8 @@ class MediaProblem(Exception):
         self.code = code
 
 
-_SNIFF_BYTES = 16
-_MIN_SIZES = {"image": 33, "audio": 44, "music": 16}  # smallest well-formed headers
+SNIFF_BYTES = 16
+MIN_SIZES = {"image": 33, "audio": 44, "music": 16}  # smallest well-formed headers
 
 
 def sniff(head: bytes, kind: MediaKind) -> bool:
@@ -127,12 +127,12 @@ def check_source(root: Path, relative: str, kind: MediaKind) -> SourceFile:
             stat = os.fstat(handle.fileno())
             if not _is_regular(stat.st_mode):
                 raise MediaProblem("missing-media", "is not a regular file")
-            head = handle.read(_SNIFF_BYTES)
+            head = handle.read(SNIFF_BYTES)
     except IsADirectoryError:
         raise MediaProblem("missing-media", "is a folder, not a file") from None
     except PermissionError:
         raise MediaProblem("missing-media", "cannot be read (permission denied)") from None
-    if stat.st_size < _MIN_SIZES[kind] or not sniff(head, kind):
+    if stat.st_size < MIN_SIZES[kind] or not sniff(head, kind):
         what = "empty" if stat.st_size == 0 else f"not {FORMAT_NAMES[kind]}"
         raise MediaProblem("wrong-media-format", f"is {what}")
     return SourceFile(resolved, stat.st_size, stat.st_mtime_ns)

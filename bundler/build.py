@@ -22,13 +22,6 @@ from bundler.plan.types import BundlePlan, FileCopy
 from bundler.workers import run_adaptive, run_tuned
 
 
-def write_text(root: Path, name: str, text: str, media_type: str) -> FileEntry:
-    data = text.encode("utf-8")
-    del text  # the caller's temporary: at most one copy of a large document alive
-    (root / name).write_bytes(data)
-    return FileEntry(name, len(data), hashlib.sha256(data).hexdigest(), media_type)
-
-
 def previous_bundle(plan: BundlePlan, staging: Path) -> Path | None:
     """The bundle this build replaces (``<out>/<story-id>``, beside the staging folder), if any."""
     if not hasattr(os, "getxattr"):

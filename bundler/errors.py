@@ -5,12 +5,6 @@ The library raises these and never prints or exits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from bundler.problems import Problem
-
 
 class BundlerError(Exception):
     """Base class. ``exit_code`` is the documented process exit code (DESIGN §4)."""
@@ -28,18 +22,6 @@ class StoryNotFoundError(InputError):
     def __init__(self, story_id: str) -> None:
         super().__init__(f"Story {story_id} was not found.")
         self.story_id = story_id
-
-
-class StoryProblemsError(InputError):
-    """The story has errors (or warnings under --strict); carries every problem found."""
-
-    def __init__(self, story_id: str, problems: Sequence[Problem]) -> None:
-        errors = [p for p in problems if p.severity == "error"]
-        shown = errors[0].message if errors else "warnings under --strict"
-        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-        super().__init__(f"Story {story_id} cannot be bundled: {shown}{more}")
-        self.story_id = story_id
-        self.problems = tuple(problems)
 
 
 class UsageError(BundlerError):

@@ -22,11 +22,9 @@ import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from bundler.assets import MediaProblem, SourceFile, check_source, sniff
+from bundler.assets import MIN_SIZES, SNIFF_BYTES, MediaProblem, SourceFile, check_source, sniff
 from bundler.plan.types import MediaRequest, MediaStatus
 
-_SNIFF_BYTES = 16
-_MIN_SIZES = {"image": 33, "audio": 44, "music": 16}  # as in assets.check_source
 _OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
@@ -98,9 +96,9 @@ class Prober:
             return None
         try:
             info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode) or info.st_size < _MIN_SIZES[request.kind]:
+            if not stat.S_ISREG(info.st_mode) or info.st_size < MIN_SIZES[request.kind]:
                 return None
-            head = os.pread(fd, _SNIFF_BYTES, 0)
+            head = os.pread(fd, SNIFF_BYTES, 0)
         except OSError:
             return None
         finally:
@@ -108,13 +106,6 @@ class Prober:
         if not sniff(head, request.kind):
             return None
         return SourceFile(_child(folder[1], name), info.st_size, info.st_mtime_ns)
-
-
-def probe_one(root: Path, request: MediaRequest) -> MediaStatus:
-    try:
-        return MediaStatus(source=check_source(root, request.relative, request.kind))
-    except MediaProblem as problem:
-        return MediaStatus(code=problem.code, detail=str(problem))
 
 
 def probe_media(requests: Iterable[MediaRequest], root: Path, jobs: int) -> dict[MediaRequest, MediaStatus]:

@@ -49,7 +49,3 @@ def error(code: str, message: str, **where: Any) -> Problem:
 
 def warning(code: str, message: str, **where: Any) -> Problem:
     return Problem("warning", code, message, **where)
-
-
-def has_errors(problems: tuple[Problem, ...] | list[Problem], strict: bool = False) -> bool:
-    return any(p.severity == "error" or strict for p in problems)

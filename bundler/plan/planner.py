@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from bundler.assets import MediaKind, UnsafePath, is_skipped, normalize_stored_path
@@ -295,15 +295,15 @@ class _Planner:
 
     def music(self, bundled: list[str]) -> tuple[PlannedCue, ...]:
         story_id = self.analysis.snapshot.story.id
-        bundled_set = set(bundled)
+        position = {scenelet_id: n for n, scenelet_id in enumerate(bundled)}  # pre-order rank
         # cue ids are labels, resolved through the labels stored on shots (first shot wins)
         alias: dict[str, str] = {}
         for shot in self.analysis.snapshot.shots:
             alias.setdefault(shot.scenelet_id.strip(), shot.scenelet_ref)
         claimed: dict[str, str] = {}
-        kept: list[tuple[RawCue, tuple[str, ...]]] = []
+        kept: list[tuple[RawCue, tuple[str, ...], FileCopy]] = []
         for cue in self.analysis.cues:
-            members: list[str] = []
+            members: dict[str, None] = {}  # insertion-ordered set: O(1) membership for long cues
             for ref in cue.scenelet_refs:
                 scenelet_id = alias.get(ref) or (ref if ref in self.by_id else None)
                 if scenelet_id is None:
@@ -314,7 +314,7 @@ class _Planner:
                         )
                     )
                     continue
-                if scenelet_id not in bundled_set or scenelet_id in members:
+                if scenelet_id not in position or scenelet_id in members:
                     continue
                 if scenelet_id in claimed:
                     self.problems.append(
@@ -326,27 +326,21 @@ class _Planner:
                         )
                     )
                     continue
-                members.append(scenelet_id)
+                members[scenelet_id] = None
             if not members:
                 continue
             stored = music_stored_path(story_id, cue.cue_name)
-            source = self.copy_for(stored, "music", "", f"music for cue {cue.cue_name!r}", members[0], None)
+            source = self.copy_for(stored, "music", "", f"music for cue {cue.cue_name!r}", next(iter(members)), None)
             if source is None:
                 continue
             for scenelet_id in members:
                 claimed[scenelet_id] = cue.cue_name
-            kept.append((cue, tuple(sorted(members, key=bundled.index))))
-        names = unique_file_names(cue.cue_name for cue, _ in kept)
+            kept.append((cue, tuple(sorted(members, key=position.__getitem__)), source))
+        names = unique_file_names(cue.cue_name for cue, _, _ in kept)
         planned = []
-        for (cue, cue_members), name in zip(kept, names, strict=True):
-            planned.append(PlannedCue(cue.cue_name, cue_members, self._music_file(cue, name)))
+        for (cue, cue_members, source), name in zip(kept, names, strict=True):
+            planned.append(PlannedCue(cue.cue_name, cue_members, replace(source, target=f"assets/music/{name}.m4a")))
         return tuple(planned)
-
-    def _music_file(self, cue: RawCue, file_name: str) -> FileCopy:
-        relative = normalize_stored_path(music_stored_path(self.analysis.snapshot.story.id, cue.cue_name))
-        status = self.media[MediaRequest(relative, "music")]
-        assert status.source is not None
-        return FileCopy(f"assets/music/{file_name}.m4a", status.source, "music")
 
 
 def plan(analysis: Analysis, media: Mapping[MediaRequest, MediaStatus], exported_at: str) -> BundlePlan:
