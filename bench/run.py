@@ -452,31 +452,31 @@ def phases(story_id: str, database: str, assets: str, out: str | None) -> dict[s
 
     lap("import psycopg")
     from bundler.api import default_jobs, resolve_exported_at
-    from bundler.assets import resolve_assets_root
     from bundler.db.connect import DatabaseTarget, connection
     from bundler.load import load_snapshot
-    from bundler.media import probe_media
     from bundler.plan.planner import analyze, plan
+    from bundler.storage import open_source
 
     lap("import bundler")
-    root = resolve_assets_root(assets)
+    source = open_source(assets)
     with connection(DatabaseTarget(database, "bench")) as conn:
         lap("connect")
         snapshot = load_snapshot(conn, story_id)
     lap("load (3 queries)")
     analysis = analyze(snapshot)
     lap("analyze")
-    media = probe_media(analysis.requests, root, default_jobs())
+    media = source.probe(analysis.requests, default_jobs())
     lap(f"probe ({len(analysis.requests)} files)")
     bundle_plan = plan(analysis, media, resolve_exported_at(None, snapshot))
     lap("plan")
     if out:
-        from bundler.build import build_bundle
+        from bundler.build import build_bundle, previous_bundle
         from bundler.publish import publish, staging_dir
 
         target = Path(out) / story_id
         with staging_dir(Path(out), story_id) as staging:
-            build_bundle(bundle_plan, staging, default_jobs())
+            previous = previous_bundle(Path(out), story_id)
+            build_bundle(bundle_plan, staging, default_jobs(), source=source, previous=previous)
             lap("build (copy + hash + manifest + player)")
             publish(staging, target, True)
         lap("publish (swap, remove old)")

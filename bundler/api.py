@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bundler.db.connect import DatabaseTarget, connection, resolve_target
 from bundler.errors import UsageError
@@ -22,6 +22,9 @@ from bundler.models import StorySnapshot
 from bundler.plan.planner import analyze, default_exported_at, format_timestamp, plan
 from bundler.plan.types import BundlePlan
 from bundler.problems import Problem
+
+if TYPE_CHECKING:
+    from bundler.storage import MediaSource
 
 
 class ProgressSink(Protocol):
@@ -35,8 +38,8 @@ class StoryReport:
     ok: bool
     problems: tuple[Problem, ...]
     stats: Mapping[str, Any] = field(default_factory=dict)
-    bundle_path: Path | None = None
-    archive_path: Path | None = None
+    bundle_path: Path | str | None = None  # a folder, or the s3:// URL of a published version
+    archive_path: Path | str | None = None
     title: str | None = None
     error: str | None = None  # why the story could not be processed at all
     error_exit_code: int | None = None
@@ -98,22 +101,26 @@ def diagnose(
     story_id: str,
     *,
     database: DatabaseTarget | str | None = None,
-    assets_root: str | Path | None = None,
+    assets_root: str | Path | MediaSource | None = None,
     exported_at: str | None = None,
     jobs: int | None = None,
 ) -> BundlePlan:
     """Load, check media and plan one story (no output written)."""
-    from bundler.assets import resolve_assets_root
     from bundler.load import load_snapshot
-    from bundler.media import probe_media
 
     story_id = parse_story_id(story_id)
-    root = resolve_assets_root(str(assets_root) if assets_root else None)
+    source = _source(assets_root)
     with connection(_target(database)) as conn:
         snapshot = load_snapshot(conn, story_id)
     analysis = analyze(snapshot)
-    media = probe_media(analysis.requests, root, jobs or default_jobs())
+    media = source.probe(analysis.requests, jobs or default_jobs())
     return plan(analysis, media, resolve_exported_at(exported_at, snapshot))
+
+
+def _source(assets_root: str | Path | MediaSource | None) -> MediaSource:
+    from bundler.storage import MediaSource, open_source
+
+    return assets_root if isinstance(assets_root, MediaSource) else open_source(assets_root)
 
 
 def default_jobs() -> int:
@@ -138,7 +145,7 @@ def check(
     story_id: str,
     *,
     database: DatabaseTarget | str | None = None,
-    assets_root: str | Path | None = None,
+    assets_root: str | Path | MediaSource | None = None,
     strict: bool = False,
     jobs: int | None = None,
 ) -> StoryReport:
@@ -161,7 +168,7 @@ def assemble(
     story_id: str,
     *,
     database: DatabaseTarget | str | None = None,
-    assets_root: str | Path | None = None,
+    assets_root: str | Path | MediaSource | None = None,
     out_dir: str | Path = "bundles",
     overwrite: bool = False,
     strict: bool = False,
@@ -172,19 +179,19 @@ def assemble(
 ) -> StoryReport:
     """Write ``<out_dir>/<story-id>/``; an existing bundle survives any failure."""
     from bundler.build import build_bundle
-    from bundler.publish import ensure_target_free, prepare_out_dir, publish, staging_dir
+    from bundler.storage import open_destination
 
     started = time.perf_counter()
     story_id = parse_story_id(story_id)
-    from bundler.archive import FORMATS, archive_timestamp, write_archive
+    from bundler.archive import FORMATS
 
     if archive is not None and archive not in FORMATS:
         raise UsageError(f"--archive must be 'zip' or 'tar.gz', not {archive!r}.")
-    out = prepare_out_dir(Path(out_dir))
-    target = out / story_id
-    ensure_target_free(target, overwrite)
+    destination = open_destination(out_dir)
+    destination.claim(story_id, overwrite)
     jobs = jobs or default_jobs()
-    bundle_plan = diagnose(story_id, database=database, assets_root=assets_root, exported_at=exported_at, jobs=jobs)
+    source = _source(assets_root)
+    bundle_plan = diagnose(story_id, database=database, assets_root=source, exported_at=exported_at, jobs=jobs)
     stats: dict[str, Any] = _plan_stats(bundle_plan)
     if _failed(bundle_plan, strict):
         stats["seconds"] = round(time.perf_counter() - started, 3)
@@ -194,17 +201,15 @@ def assemble(
     if progress:
         progress.start(story_id, sum(c.source.size for c in copies))
     advance = (lambda count: progress.advance(story_id, count)) if progress else None
-    with staging_dir(out, story_id) as staging:
-        files = build_bundle(bundle_plan, staging, jobs, advance)
-        publish(staging, target, overwrite)
-    archive_path = None
-    if archive in FORMATS:
-        archive_path = write_archive(target, archive, archive_timestamp(bundle_plan.exported_at))
+    with destination.staging(story_id) as staging:
+        previous = destination.previous(story_id)
+        files = build_bundle(bundle_plan, staging, jobs, advance, source=source, previous=previous)
+        published = destination.publish(staging, story_id, overwrite, archive, bundle_plan.exported_at)
     stats.update(
         files=len(files) + 2,  # + manifest.json and SHA256SUMS
-        bytes=sum(entry.bytes for entry in files)
-        + (target / "manifest.json").stat().st_size
-        + (target / "SHA256SUMS").stat().st_size,
+        bytes=sum(entry.bytes for entry in files) + published.text_bytes,
         seconds=round(time.perf_counter() - started, 3),
     )
-    return StoryReport(story_id, True, bundle_plan.problems, stats, target, archive_path, bundle_plan.title)
+    return StoryReport(
+        story_id, True, bundle_plan.problems, stats, published.bundle, published.archive, bundle_plan.title
+    )

@@ -15,18 +15,22 @@ import os
 import stat
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bundler.copying import Progress, copy_and_hash, current_entry, reuse_previous
+from bundler.copying import Progress
 from bundler.manifest import MANIFEST_NAME, PLAYER_NAME, SUMS_NAME, FileEntry, dumps, manifest_document, sha256sums
 from bundler.plan.types import BundlePlan, FileCopy
 from bundler.workers import run_adaptive, run_tuned
 
+if TYPE_CHECKING:
+    from bundler.storage.base import MediaSource
 
-def previous_bundle(plan: BundlePlan, staging: Path) -> Path | None:
-    """The bundle this build replaces (``<out>/<story-id>``, beside the staging folder), if any."""
+
+def previous_bundle(out: Path, story_id: str) -> Path | None:
+    """The bundle a build replaces (``<out>/<story-id>``), if any, when its files could be reused."""
     if not hasattr(os, "getxattr"):
         return None
-    candidate = staging.parent / plan.story_id
+    candidate = out / story_id
     try:
         mode = os.lstat(candidate).st_mode
     except OSError:
@@ -141,10 +145,19 @@ def _render(plan: BundlePlan, media: list[FileEntry], texts: _Texts) -> list[Fil
     return files
 
 
-def build_bundle(plan: BundlePlan, staging: Path, jobs: int, progress: Progress | None = None) -> list[FileEntry]:
-    """Fill ``staging`` (an empty folder); returns every file except manifest.json and SHA256SUMS.
+def build_bundle(
+    plan: BundlePlan,
+    staging: Path,
+    jobs: int,
+    progress: Progress | None = None,
+    *,
+    source: MediaSource,
+    previous: Path | None = None,
+) -> list[FileEntry]:
+    """Fill ``staging`` (an empty folder) with media copied from ``source``; returns every file
+    except manifest.json and SHA256SUMS.
 
-    Files of the bundle being replaced (``<out>/<story-id>`` beside ``staging``)
+    Files of the bundle being replaced (``previous``, a folder on the same file system)
     are hard-linked instead of copied when their source record proves them current.
     When every file of it is current and it holds nothing else, and the new
     ``index.html``, ``manifest.json`` and ``SHA256SUMS`` are byte for byte its
@@ -153,13 +166,12 @@ def build_bundle(plan: BundlePlan, staging: Path, jobs: int, progress: Progress 
     folders made, no links, no old bundle to delete).
     """
     copies = plan.files()
-    previous = previous_bundle(plan, staging)
     previous_text, staging_text = (os.fspath(previous) if previous else ""), os.fspath(staging)
 
     texts = _Texts(staging, None)
     rendered: list[FileEntry] | None = None
     if previous is not None:
-        current = run_adaptive(copies, lambda c: current_entry(c, f"{previous_text}/{c.target}"), jobs)
+        current = run_adaptive(copies, lambda c: source.current(c, f"{previous_text}/{c.target}"), jobs)
         if all(current) and exact_tree(previous, {c.target for c in copies} | {PLAYER_NAME, MANIFEST_NAME, SUMS_NAME}):
             media = [entry for entry in current if entry is not None]
             texts = _Texts(staging, previous)
@@ -174,12 +186,12 @@ def build_bundle(plan: BundlePlan, staging: Path, jobs: int, progress: Progress 
 
     def one(copy: FileCopy) -> FileEntry:
         if previous is not None:
-            reused = reuse_previous(copy, previous_text, f"{staging_text}/{copy.target}")
+            reused = source.reuse(copy, previous_text, f"{staging_text}/{copy.target}")
             if reused is not None:
                 if progress:
                     progress(reused.bytes)
                 return reused
-        return copy_and_hash(copy, staging / copy.target, progress)
+        return source.copy(copy, staging / copy.target, progress)
 
     media = run_tuned(copies, one, jobs, lambda copy: copy.source.size)
     if rendered is not None and rendered[: len(media)] == media:

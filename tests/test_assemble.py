@@ -143,9 +143,9 @@ def test_failure_mid_copy_keeps_old_bundle(
     assert api.assemble(story.story_id, database=database, assets_root=assets_root, out_dir=out).ok
     before = tree_files(out / story.story_id)
 
-    import bundler.build
+    from bundler.storage.local import LocalSource
 
-    real_copy = bundler.build.copy_and_hash
+    real_copy = LocalSource.copy
     calls = {"n": 0}
 
     def failing_copy(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -154,8 +154,8 @@ def test_failure_mid_copy_keeps_old_bundle(
             raise OSError(28, "No space left on device")
         return real_copy(*args, **kwargs)
 
-    monkeypatch.setattr(bundler.build, "copy_and_hash", failing_copy)
-    monkeypatch.setattr(bundler.build, "reuse_previous", lambda *args: None)  # copy every file anew
+    monkeypatch.setattr(LocalSource, "copy", failing_copy)
+    monkeypatch.setattr(LocalSource, "reuse", lambda *args: None)  # copy every file anew
     with pytest.raises(OSError):
         api.assemble(story.story_id, database=database, assets_root=assets_root, out_dir=out, overwrite=True, jobs=1)
     assert tree_files(out / story.story_id) == before

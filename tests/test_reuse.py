@@ -19,6 +19,7 @@ import bundler.build
 import bundler.copying
 from bundler import api
 from bundler.db.connect import DatabaseTarget
+from bundler.storage.local import LocalSource
 from tests.builders import StoryBuilder
 
 
@@ -292,7 +293,7 @@ def test_failed_reassemble_leaves_the_linked_old_bundle_untouched(
     def failing_copy(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(bundler.build, "copy_and_hash", failing_copy)
+    monkeypatch.setattr(LocalSource, "copy", failing_copy)
     with pytest.raises(OSError):
         api.assemble(
             story.story_id, database=database, assets_root=assets_root, out_dir=bundle.parent, overwrite=True, jobs=1

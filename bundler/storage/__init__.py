@@ -1,0 +1,26 @@
+"""Media sources and bundle destinations: a local folder or an S3 bucket prefix."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bundler.storage.base import BundleDestination, MediaSource, Published, is_s3_url
+
+__all__ = ["BundleDestination", "MediaSource", "Published", "is_s3_url", "open_destination", "open_source"]
+
+
+def open_source(value: str | Path | None) -> MediaSource:
+    """``--assets-root``, else ``BUNDLER_ASSETS_ROOT``, else ``./generated``, as a media source."""
+    from bundler.assets import DEFAULT_ASSETS_ROOT
+    from bundler.storage.local import LocalSource
+
+    raw = str(value) if value else os.environ.get("BUNDLER_ASSETS_ROOT") or DEFAULT_ASSETS_ROOT
+    return LocalSource.open(raw)
+
+
+def open_destination(value: str | Path) -> BundleDestination:
+    """``--out`` as a bundle destination."""
+    from bundler.storage.local import LocalDestination
+
+    return LocalDestination.open(Path(value))
