@@ -27,10 +27,24 @@ from bundler.db.repository import SCENELET_COLUMNS, STORY_COLUMNS
 from bundler.errors import StoryNotFoundError
 from bundler.models import SceneletRecord, ShotRecord, StoryRecord, StorySnapshot
 
-# storyboard_payload and video_file_path are never read by bundling; leaving them out keeps memory flat
+# The narration script of a shot (DESIGN §3 `lines`) as a compact [[speaker, text], ...] array, or
+# null when there is none. Extracted by the server: storyboard payloads can be huge or deeply nested,
+# and Python never parses them. Either key spelling; a payload that is no object, a list that is no
+# array, entries that are no objects and lines that are not non-empty strings give nothing.
+LINES_SQL = (
+    "(select jsonb_agg(jsonb_build_array("
+    "case when jsonb_typeof(e->'source') = 'string' then btrim(e->>'source') else '' end, btrim(e->>'line')"
+    ") order by n) from jsonb_array_elements(case "
+    "when jsonb_typeof(storyboard_payload->'audioAndNarrative') = 'array' then storyboard_payload->'audioAndNarrative' "
+    "when jsonb_typeof(storyboard_payload->'audio_and_narrative') = 'array' "
+    "then storyboard_payload->'audio_and_narrative' "
+    "else '[]'::jsonb end) with ordinality as narration(e, n) "
+    "where jsonb_typeof(e->'line') = 'string' and btrim(e->>'line') <> '')"
+)
+# storyboard_payload itself and video_file_path are never read by bundling; leaving them out keeps memory flat
 SHOT_QUERY = (
     "select scenelet_ref::text, scenelet_id, scenelet_sequence, shot_index, key_frame_image_path, audio_file_path, "
-    "created_at at time zone 'UTC', updated_at at time zone 'UTC' "
+    f"created_at at time zone 'UTC', updated_at at time zone 'UTC', {LINES_SQL} "
     "from shots where story_id = %s order by scenelet_sequence, scenelet_ref, shot_index"
 )
 SHOT_FETCH_SIZE = 10_000
@@ -71,7 +85,7 @@ def _load_shots(conn: psycopg.Connection, story_id: str, scenelets: list[Scenele
     collecting = gc.isenabled()
     gc.disable()  # hundreds of thousands of new objects, none of them cyclic
     try:
-        for ref, label, sequence, index, image, audio, created, updated in _shot_rows(conn, story_id):
+        for ref, label, sequence, index, image, audio, created, updated, lines in _shot_rows(conn, story_id):
             if audio is not None and len(audio) <= 8:
                 audio = share(audio, audio)  # "N/A", "" and the like
             append(
@@ -87,6 +101,7 @@ def _load_shots(conn: psycopg.Connection, story_id: str, scenelets: list[Scenele
                     None,
                     utc(created),
                     utc(updated),
+                    tuple((speaker, line) for speaker, line in lines) if lines else (),
                 )
             )
     finally:

@@ -29,10 +29,11 @@ class FileEntry:
         return {"path": self.path, "bytes": self.bytes, "sha256": self.sha256, "mediaType": self.media_type}
 
 
-def manifest_document(plan: BundlePlan, files: Sequence[FileEntry]) -> dict[str, Any]:
+def manifest_document(plan: BundlePlan, files: Sequence[FileEntry] | None) -> dict[str, Any]:
+    """The manifest; ``files=None`` leaves ``files`` out (the copy embedded in the player, DESIGN §5)."""
     cue_map = {scenelet_id: cue.cue_name for cue in plan.cues for scenelet_id in cue.scenelet_ids}
     order = {scenelet.id: n for n, scenelet in enumerate(plan.scenelets)}
-    return {
+    document = {
         "format": FORMAT,
         "formatVersion": FORMAT_VERSION,
         "generator": f"bundler {__version__}",
@@ -43,8 +44,10 @@ def manifest_document(plan: BundlePlan, files: Sequence[FileEntry]) -> dict[str,
             "cues": [cue.to_json() for cue in plan.cues],
             "sceneletCueMap": {key: cue_map[key] for key in sorted(cue_map, key=order.__getitem__)},
         },
-        "files": [entry.to_json() for entry in sorted(files, key=lambda e: e.path)],
     }
+    if files is not None:
+        document["files"] = [entry.to_json() for entry in sorted(files, key=lambda e: e.path)]
+    return document
 
 
 class _Unsupported(Exception):

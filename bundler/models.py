@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+# One line of a shot's narration script: (speaker, text), as the player captions it.
+Line = tuple[str, str]
+
 
 @dataclass(frozen=True, slots=True)
 class StoryRecord:
@@ -53,6 +56,8 @@ class ShotRecord:
     video_file_path: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # the narration script extracted from storyboard_payload by the database (see load.LINES_SQL)
+    lines: tuple[Line, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,17 @@ _NEXT_KEYS = {
     "linear": {"type", "sceneletId"},
     "branch": {"type", "choicePrompt", "choices"},
 }
+_SHOT_KEYS = {"shotIndex", "imagePath", "audioPath", "lines"}
+
+
+def _valid_lines(lines: Any) -> bool:
+    return isinstance(lines, list) and all(
+        isinstance(line, dict)
+        and set(line) == {"speaker", "text"}
+        and isinstance(line["speaker"], str)
+        and isinstance(line["text"], str)
+        for line in lines
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,8 +277,8 @@ class _Checks:
             return
         previous = 0
         for shot in shots:
-            if not isinstance(shot, dict) or set(shot) != {"shotIndex", "imagePath", "audioPath"}:
-                self.problem("invalid-manifest", "shot needs exactly shotIndex, imagePath, audioPath", **where)
+            if not isinstance(shot, dict) or set(shot) != _SHOT_KEYS:
+                self.problem("invalid-manifest", "shot needs exactly shotIndex, imagePath, audioPath, lines", **where)
                 continue
             index = shot["shotIndex"]
             if not isinstance(index, int) or isinstance(index, bool) or index <= previous:
@@ -279,6 +290,8 @@ class _Checks:
                 self.problem("invalid-manifest", "shot has neither imagePath nor audioPath", **at)
             self.reference(shot["imagePath"], "image", "imagePath", **at)
             self.reference(shot["audioPath"], "audio", "audioPath", **at)
+            if not _valid_lines(shot["lines"]):
+                self.problem("invalid-manifest", "lines must be a list of {speaker, text} strings", **at)
 
     def check_next(self, step: Any, by_id: Mapping[str, Any], where: dict[str, Any]) -> str | None:
         kind = step.get("type") if isinstance(step, dict) else None

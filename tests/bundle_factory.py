@@ -38,7 +38,7 @@ def _shots(ref: str, *specs: tuple[int, bool, bool]) -> tuple[list[dict[str, Any
             media[image_path] = png_bytes(rgb=(index * 40, len(media), 7))
         if audio_path:
             media[audio_path] = wav_bytes(frames=40 + index + len(media))
-        shots.append({"shotIndex": index, "imagePath": image_path, "audioPath": audio_path})
+        shots.append({"shotIndex": index, "imagePath": image_path, "audioPath": audio_path, "lines": []})
     return shots, media
 
 

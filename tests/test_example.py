@@ -40,6 +40,18 @@ def test_example_bundles_verifies_and_is_reproducible(pg_admin_uri: str, tmp_pat
     assert nexts == {"branch", "linear", "terminal", "incomplete"}
     assert len(manifest["music"]["cues"]) >= 2
     assert any(s["branchAudioPath"] for s in manifest["scenelets"])
+    # captions: the narration script of the storyboard, speaker and text
+    first_shot = manifest["scenelets"][0]["shots"][0]
+    assert first_shot["lines"] == [
+        {
+            "speaker": "narrator",
+            "text": "The storm had been building all evening, and Greyhaven Light was the only star left over the sea.",
+        }
+    ]
+    # the player carries the manifest without the file list (DESIGN §5)
+    html = (first / "index.html").read_text(encoding="utf-8")
+    embedded = html.split('<script id="story-manifest" type="application/json">', 1)[1].split("</script>", 1)[0]
+    assert json.loads(embedded) == {key: value for key, value in manifest.items() if key != "files"}
 
     # seeded twice into two databases: the same bytes, exportedAt included
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())

@@ -55,6 +55,7 @@ def test_linear_story() -> None:
         "shotIndex": 1,
         "imagePath": f"assets/shots/{root}/1_key_frame.png",
         "audioPath": f"assets/shots/{root}/1_audio.wav",
+        "lines": [],
     }
     assert len(bundle.files()) == 2 * 4
 

@@ -160,7 +160,7 @@ class _Planner:
                 shot.audio_file_path, "audio", f"{base}_audio.wav", "narration", scenelet_id, shot.shot_index
             )
             if image or audio:
-                planned.append(PlannedShot(shot.shot_index, image, audio))
+                planned.append(PlannedShot(shot.shot_index, image, audio, shot.lines))
         return tuple(planned)
 
     def check_labels(self, scenelet_id: str) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from bundler.assets import MediaKind, SourceFile
+from bundler.models import Line
 from bundler.problems import Problem
 
 MEDIA_TYPES: Mapping[MediaKind, str] = {"image": "image/png", "audio": "audio/wav", "music": "audio/mp4"}
@@ -47,12 +48,14 @@ class PlannedShot:
     shot_index: int
     image: FileCopy | None
     audio: FileCopy | None
+    lines: tuple[Line, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "shotIndex": self.shot_index,
             "imagePath": self.image.target if self.image else None,
             "audioPath": self.audio.target if self.audio else None,
+            "lines": [{"speaker": speaker, "text": text} for speaker, text in self.lines],
         }
 
 
