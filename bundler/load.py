@@ -23,6 +23,7 @@ import psycopg
 from psycopg import IsolationLevel
 from psycopg.rows import class_row
 
+from bundler.db.connect import set_local_timeouts
 from bundler.db.repository import SCENELET_COLUMNS, STORY_COLUMNS
 from bundler.errors import StoryNotFoundError
 from bundler.models import SceneletRecord, ShotRecord, StoryRecord, StorySnapshot
@@ -55,6 +56,7 @@ def load_snapshot(conn: psycopg.Connection, story_id: str) -> StorySnapshot:
     conn.isolation_level = IsolationLevel.REPEATABLE_READ
     conn.read_only = True
     with conn.transaction():
+        set_local_timeouts(conn)
         with conn.cursor(row_factory=class_row(StoryRecord)) as cur:
             story = cur.execute(f"select {STORY_COLUMNS} from stories where id = %s", (story_id,)).fetchone()
         if story is None:

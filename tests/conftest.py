@@ -55,6 +55,15 @@ def new_database(admin_uri: str) -> DatabaseTarget:
     return DatabaseTarget(admin_uri.replace("/postgres?", f"/{name}?", 1), "test")
 
 
+@pytest.fixture(scope="session")
+def pgbouncer_port(pg_admin_uri: str) -> Iterator[int]:
+    """One PgBouncer (transaction pool mode) in front of the session's server; see tests/pgbouncer.py."""
+    from tests.pgbouncer import running_pgbouncer
+
+    with running_pgbouncer(pg_admin_uri) as port:
+        yield port
+
+
 @pytest.fixture
 def database(pg_admin_uri: str) -> DatabaseTarget:
     """A fresh database with the pipeline schema, private to this test."""

@@ -1,7 +1,17 @@
-"""Where the database is and how we connect to it (DESIGN §4).
+"""Where the database is and how we connect to it (DESIGN §1, §4).
 
 Order: ``--database-url``, ``DATABASE_URL``, libpq ``PG*`` variables, else the
-embedded local PostgreSQL. Passwords never leave this module in any message.
+embedded local PostgreSQL.
+
+Works through transaction-mode poolers (PgBouncer, Supabase's pooler): no
+startup ``options`` parameter (timeouts are set with ``SET LOCAL`` at the start
+of each transaction, see ``set_local_timeouts``) and no server-side prepared
+statements.
+
+Passwords never leave this module: every connection string shown is rebuilt
+from its parsed parameters without the password, and libpq's own text is
+echoed only when the string parsed unambiguously (its parse errors quote the
+password) and after every form of the password is removed from it.
 """
 
 from __future__ import annotations
@@ -10,8 +20,9 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+from urllib.parse import quote, quote_plus
 
 from bundler.errors import DatabaseError
 
@@ -20,25 +31,75 @@ if TYPE_CHECKING:
 
 CONNECT_TIMEOUT_S = 10
 STATEMENT_TIMEOUT_MS = 120_000
+# a client killed mid-transaction must not hold a pooled server connection for long;
+# seeding copies media inside its transaction, so this is generous
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 600_000
+UNPARSEABLE = "(unparseable connection string)"
 # libpq variables that mean "the user configured a server through the environment"
 _LIBPQ_VARS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
+_URL_PREFIXES = ("postgresql://", "postgres://")
 
 
 @dataclass(frozen=True)
 class DatabaseTarget:
     """A resolved connection string plus where it came from (for messages)."""
 
-    conninfo: str
+    conninfo: str = field(repr=False)  # may hold a password: never in a repr or message
     source: str  # "--database-url", "DATABASE_URL", "PG* environment", "embedded"
 
     @property
     def display(self) -> str:
-        return redact(self.conninfo) if self.conninfo else "(libpq environment)"
+        return describe(self.conninfo) if self.conninfo else "(libpq environment)"
+
+
+def parse_conninfo(conninfo: str) -> dict[str, str] | None:
+    """libpq's reading of a connection string, or None when it is invalid or ambiguous.
+
+    Ambiguous: a URL whose password holds a raw ``@`` or ``/``, which libpq reads
+    partly as host or database name (``postgresql://u:PW@tail@host/db``).
+    """
+    from psycopg.conninfo import conninfo_to_dict
+
+    if conninfo.startswith(_URL_PREFIXES) and _ambiguous_url(conninfo):
+        return None
+    try:
+        return {key: str(value) for key, value in conninfo_to_dict(conninfo).items() if value is not None}
+    except Exception:
+        return None
+
+
+def _ambiguous_url(url: str) -> bool:
+    head = url.split("://", 1)[1].split("?", 1)[0]  # user info, hosts and database: the query may hold '@'
+    ats = head.count("@")
+    return ats > 1 or (ats == 1 and "/" in head.split("@", 1)[0])
+
+
+def describe(conninfo: str) -> str:
+    """A connection string for messages: user, hosts, ports and database, never the password."""
+    params = parse_conninfo(conninfo)
+    if params is None:
+        return UNPARSEABLE
+    hosts = (params.get("host") or params.get("hostaddr") or "").split(",")
+    ports = (params.get("port") or "").split(",")
+    if len(ports) == 1:
+        ports = ports * len(hosts)
+    sockets = [host for host in hosts if host.startswith("/")]
+    netloc = ",".join(
+        f"{host}:{port}" if port else host for host, port in zip(hosts, ports, strict=False) if host not in sockets
+    )
+    user = params.get("user")
+    text = f"postgresql://{quote(user, safe='') + '@' if user else ''}{netloc}/{quote(params.get('dbname', ''))}"
+    if sockets:
+        text += "?host=" + ",".join(sockets)
+    return text
 
 
 def redact(text: str) -> str:
-    """Hide passwords in URLs (``user:secret@``) and key=value strings (``password=...``)."""
-    text = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+    """Hide passwords in URLs (``user:secret@``) and key=value strings (``password=...``).
+
+    A last line of defence for free text; connection strings are shown through ``describe``.
+    """
+    text = re.sub(r"(://[^:/@\s]*:)\S*@", r"\1***@", text)
     return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", text, flags=re.I)
 
 
@@ -55,35 +116,45 @@ def resolve_target(database_url: str | None, environ: Mapping[str, str] | None =
     return DatabaseTarget(embedded_conninfo(), "embedded")
 
 
-def _scrub(message: str, conninfo: str) -> str:
-    """Remove the password from a driver message, whatever form it took."""
-    message = redact(message)
-    try:
-        from psycopg.conninfo import conninfo_to_dict
-
-        password = conninfo_to_dict(conninfo).get("password") if conninfo else None
-    except Exception:
-        password = None
+def scrub(message: str, conninfo: str) -> str:
+    """A driver message on one line, with the password removed in every spelling it may take."""
+    secrets = {os.environ.get("PGPASSWORD") or ""}
+    password = (parse_conninfo(conninfo) or {}).get("password") if conninfo else None
     if password:
-        message = message.replace(str(password), "***")
-    return " ".join(message.split())
+        secrets |= {password, quote(password, safe=""), quote(password), quote_plus(password)}
+    for secret in sorted(secrets - {""}, key=len, reverse=True):
+        message = message.replace(secret, "***")
+    return " ".join(redact(message).split())
 
 
 def connect(target: DatabaseTarget, *, autocommit: bool = False) -> psycopg.Connection:
     import psycopg
 
+    where = f"{target.display} ({target.source})"
+    if target.conninfo and parse_conninfo(target.conninfo) is None:
+        # libpq's parse errors quote the offending part, which is often the password
+        raise DatabaseError(
+            f"Cannot connect to the database {where}: check its syntax and percent-encode "
+            "special characters (such as @ / % : space) in the user name and password."
+        )
     try:
         return psycopg.connect(
             target.conninfo,
             connect_timeout=CONNECT_TIMEOUT_S,
-            options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
             autocommit=autocommit,
             application_name="bundler",
+            prepare_threshold=None,  # transaction-mode poolers cannot keep prepared statements
         )
     except psycopg.Error as exc:
-        raise DatabaseError(
-            f"Cannot connect to the database {target.display} ({target.source}): {_scrub(str(exc), target.conninfo)}"
-        ) from None
+        raise DatabaseError(f"Cannot connect to the database {where}: {scrub(str(exc), target.conninfo)}") from None
+
+
+def set_local_timeouts(conn: psycopg.Connection) -> None:
+    """Limit the current transaction (poolers refuse them as startup parameters)."""
+    conn.execute(
+        "select set_config('statement_timeout', %s, true), set_config('idle_in_transaction_session_timeout', %s, true)",
+        (str(STATEMENT_TIMEOUT_MS), str(IDLE_IN_TRANSACTION_TIMEOUT_MS)),
+    )
 
 
 @contextmanager
@@ -97,9 +168,9 @@ def connection(target: DatabaseTarget, *, autocommit: bool = False) -> Iterator[
             yield conn
     except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
         raise DatabaseError(
-            f"The database {target.display} has no story schema ({_scrub(str(exc), target.conninfo)}); "
+            f"The database {target.display} has no story schema ({scrub(str(exc), target.conninfo)}); "
             "run `bundler db init`."
         ) from None
     except (psycopg.OperationalError, psycopg.errors.InsufficientPrivilege) as exc:
         # includes statement timeouts (QueryCanceled) and lost connections
-        raise DatabaseError(f"Database error on {target.display}: {_scrub(str(exc), target.conninfo)}") from None
+        raise DatabaseError(f"Database error on {target.display}: {scrub(str(exc), target.conninfo)}") from None

@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 from psycopg import IsolationLevel
 
+from bundler.db.connect import set_local_timeouts
 from bundler.db.repository import Repository, require_uuid
 from bundler.db.story_yaml import (
     CONTENT_FIELDS,
@@ -55,6 +56,7 @@ def _snapshot(conn: psycopg.Connection) -> Iterator[None]:
     conn.isolation_level, conn.read_only = IsolationLevel.REPEATABLE_READ, True
     try:
         with conn.transaction():
+            set_local_timeouts(conn)
             yield
     finally:
         conn.isolation_level, conn.read_only = saved

@@ -7,6 +7,8 @@ from typing import Any
 
 import psycopg
 
+from bundler.db.connect import set_local_timeouts
+
 # "usable" media mirrors the planner's rule: non-blank and not the N/A placeholder
 _USABLE = "(nullif(upper(trim({col})), '') is not null and upper(trim({col})) <> 'N/A')"
 
@@ -44,4 +46,6 @@ class StorySummary:
 
 
 def list_stories(conn: psycopg.Connection) -> list[StorySummary]:
-    return [StorySummary(*row) for row in conn.execute(LIST_SQL).fetchall()]
+    with conn.transaction():
+        set_local_timeouts(conn)
+        return [StorySummary(*row) for row in conn.execute(LIST_SQL).fetchall()]

@@ -16,6 +16,7 @@ import psycopg
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from bundler.db.connect import set_local_timeouts
 from bundler.errors import InputError
 from bundler.models import NewShot, SceneletRecord, ShotRecord, StoryRecord
 
@@ -225,6 +226,7 @@ def init_schema(conn: psycopg.Connection) -> None:
 
     sql = files("bundler.db").joinpath("schema.sql").read_text(encoding="utf-8")
     with conn.transaction():
+        set_local_timeouts(conn)
         # concurrent `db init` runs would race on "create ... if not exists"; serialise them
         conn.execute("select pg_advisory_xact_lock(hashtext('bundler db init'))")
         if conn.info.server_version < 130000:

@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 
 from bundler.assets import MediaProblem, UnsafePath, check_source, is_skipped, normalize_stored_path
+from bundler.db.connect import set_local_timeouts
 from bundler.db.repository import Repository
 from bundler.db.story_yaml import (
     SceneletDoc,
@@ -118,6 +119,7 @@ def _write(
     added: list[Path] = []
     try:
         with conn.transaction():
+            set_local_timeouts(conn)
             if repo.get_story(doc.id) is not None:
                 if replace:  # same transaction: on any failure the old story is still there
                     conn.execute("delete from stories where id = %s", (doc.id,))
