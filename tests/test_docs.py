@@ -36,7 +36,7 @@ def test_readme_covers_command(path: str) -> None:
 def test_help_works(path: str) -> None:
     from tests.cli_helpers import run_cli
 
-    result = run_cli(*path.split(), "--help")
+    result = run_cli(*path.split(), "-h")
     assert result.returncode == 0, result.stderr
     assert "Usage" in result.stdout
 

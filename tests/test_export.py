@@ -24,6 +24,7 @@ from bundler.db.seed import seed_file
 from bundler.errors import InputError, StoryNotFoundError
 from bundler.models import NewShot, SceneletRecord
 from bundler.plan.tree import build_tree
+from tests.cli_helpers import REPORT_META
 from tests.conftest import new_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -303,7 +304,7 @@ def test_cli_export(database: DatabaseTarget, conn: psycopg.Connection, tmp_path
     assert to_stdout.returncode == 0, to_stdout.stderr
     assert to_stdout.stdout == expected
     assert to_file.returncode == 0 and out.read_text(encoding="utf-8") == expected
-    assert json.loads(to_file.stdout) == {"ok": True, "storyId": EXAMPLE_ID, "out": str(out)}
+    assert json.loads(to_file.stdout) == {"ok": True, "storyId": EXAMPLE_ID, "out": str(out), **REPORT_META}
     assert json.loads(as_json.stdout)["yaml"] == expected
     umask = os.umask(0)
     os.umask(umask)

@@ -6,17 +6,37 @@ the commands so ``bundler --help`` stays fast.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(
     name="bundler",
     help="Assemble interactive branching stories from PostgreSQL into offline-playable bundles.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 db_app = typer.Typer(help="Create the schema and load example stories.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from bundler import __version__
+
+        typer.echo(f"bundler {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Show the version and exit.", callback=_print_version, is_eager=True),
+    ] = False,
+) -> None:
+    """Assemble interactive branching stories from PostgreSQL into offline-playable bundles."""
 
 
 COMMAND_MODULES = ("assemble", "db", "export", "verify")

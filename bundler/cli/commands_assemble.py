@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 
 from bundler.cli import app
@@ -29,7 +30,14 @@ StoryIdsArgument = Annotated[list[str] | None, typer.Argument(help="Story UUIDs.
 AllOption = Annotated[bool, typer.Option("--all", help="Every story in the database.")]
 StrictOption = Annotated[bool, typer.Option("--strict", help="Treat every warning as an error (release jobs).")]
 JobsOption = Annotated[
-    int | None, typer.Option("--jobs", min=1, help="Parallel workers (default: CPU count).", show_default=False)
+    int | None,
+    typer.Option(
+        "--jobs",
+        min=1,
+        envvar="BUNDLER_JOBS",
+        help="Parallel workers (default: the CPUs this process may use).",
+        show_default=False,
+    ),
 ]
 
 
@@ -37,7 +45,9 @@ JobsOption = Annotated[
 def assemble_command(
     story_ids: StoryIdsArgument = None,
     all_stories: AllOption = False,
-    out: Annotated[Path, typer.Option("--out", help="Output folder; bundles go to OUT/<story-id>/.")] = Path("bundles"),
+    out: Annotated[
+        Path, typer.Option("--out", envvar="BUNDLER_OUT", help="Output folder; bundles go to OUT/<story-id>/.")
+    ] = Path("bundles"),
     assets_root: AssetsRootOption = None,
     database_url: DatabaseUrlOption = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing bundle (after success).")] = False,
@@ -51,7 +61,12 @@ def assemble_command(
     ] = None,
     jobs: JobsOption = None,
     archive: Annotated[
-        str | None, typer.Option("--archive", help="Also write a deterministic zip or tar.gz beside the bundle.")
+        str | None,
+        typer.Option(
+            "--archive",
+            click_type=click.Choice(["zip", "tar.gz"]),
+            help="Also write a deterministic zip or tar.gz beside the bundle.",
+        ),
     ] = None,
     json_output: JsonOption = False,
     output_format: FormatOption = None,
@@ -61,8 +76,6 @@ def assemble_command(
     from bundler import api
 
     output = Output.from_options(json_output, debug, output_format)
-    if archive not in (None, "zip", "tar.gz"):
-        raise typer.BadParameter("must be 'zip' or 'tar.gz'", param_hint="--archive")
 
     def run(story_id: str, workers: int, progress: Any) -> api.StoryReport:
         return api.assemble(

@@ -18,6 +18,7 @@ from bundler.cli.common import (
     escape,
     reported_errors,
     stderr_console,
+    stdout_console,
 )
 
 
@@ -97,8 +98,7 @@ def stories(
                 str(row.shots),
                 "yes" if row.root_playable else "[red]no[/]",
             )
-        console = stderr_console()
         if rows:
-            console.print(table)
+            stdout_console().print(table)
         else:
-            console.print("no stories yet: try `bundler db seed examples/lantern-keeper/story.yaml`")
+            stderr_console().print("no stories yet: try `bundler db seed examples/lantern-keeper/story.yaml`")

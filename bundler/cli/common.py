@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, NoReturn
 
+import click
 import typer
 
 from bundler.errors import BundlerError
@@ -24,6 +25,7 @@ DatabaseUrlOption = Annotated[
     str | None,
     typer.Option(
         "--database-url",
+        envvar="DATABASE_URL",
         help="PostgreSQL URL. Default: DATABASE_URL, then libpq PG* variables, then the embedded server.",
         show_default=False,
     ),
@@ -32,7 +34,8 @@ AssetsRootOption = Annotated[
     str | None,
     typer.Option(
         "--assets-root",
-        help="Folder that stored media paths are relative to. Default: BUNDLER_ASSETS_ROOT, else ./generated.",
+        envvar="BUNDLER_ASSETS_ROOT",
+        help="Folder that stored media paths are relative to (default: ./generated).",
         show_default=False,
     ),
 ]
@@ -40,6 +43,7 @@ FormatOption = Annotated[
     str | None,
     typer.Option(
         "--format",
+        click_type=click.Choice(["text", "github"]),
         help="Problem output: text, or github (workflow commands; automatic when GITHUB_ACTIONS=true).",
         show_default=False,
     ),
@@ -61,16 +65,32 @@ class Output:
 
 
 def stderr_console() -> Any:
+    """Progress, problems and summaries: stderr, so stdout stays for listings and JSON."""
+    return _console(stderr=True)
+
+
+def stdout_console() -> Any:
+    """Tables and listings (`bundler stories | grep`)."""
+    return _console(stderr=False)
+
+
+def _console(*, stderr: bool) -> Any:
     from rich.console import Console
 
     # rich honours NO_COLOR itself; highlight off so ids are not recoloured
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 160  # logs and pipes: never squeeze tables to 80 columns and cut ids
     return console
 
 
+REPORT_VERSION = 1  # of the --json documents (`bundler schema report`)
+
+
 def emit_json(document: dict[str, Any]) -> None:
+    from bundler import __version__
+
+    document = {**document, "reportVersion": REPORT_VERSION, "generator": f"bundler {__version__}"}
     sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
 
@@ -131,4 +151,6 @@ def escape(text: str) -> str:
 
 def run_app(app: typer.Typer) -> None:
     """Run the app in click's standalone mode: usage errors exit 2, ``typer.Exit`` its code."""
-    app(prog_name="bundler")
+    # the alias command keeps its own name, so its shell completion registers for it
+    invoked = os.path.basename(sys.argv[0])
+    app(prog_name=invoked if invoked in ("bundler", "story-bundler") else "bundler")

@@ -106,7 +106,9 @@ def redact(text: str) -> str:
 def resolve_target(database_url: str | None, environ: Mapping[str, str] | None = None) -> DatabaseTarget:
     env = os.environ if environ is None else environ
     if database_url:
-        return DatabaseTarget(database_url, "--database-url")
+        # the command line fills --database-url from DATABASE_URL itself: name the real source
+        source = "DATABASE_URL" if database_url == env.get("DATABASE_URL") else "--database-url"
+        return DatabaseTarget(database_url, source)
     if env.get("DATABASE_URL"):
         return DatabaseTarget(env["DATABASE_URL"], "DATABASE_URL")
     if any(env.get(name) for name in _LIBPQ_VARS):
