@@ -28,4 +28,9 @@ def run_cli(
 
 
 def json_of(result: subprocess.CompletedProcess[str]) -> Any:
-    return json.loads(result.stdout)
+    """The one JSON document of a run, checked against its published schema (tests/schema_check.py)."""
+    from tests.schema_check import check_cli_output
+
+    document = json.loads(result.stdout)
+    check_cli_output([str(a) for a in result.args], document)
+    return document

@@ -64,6 +64,15 @@ def pgbouncer_port(pg_admin_uri: str) -> Iterator[int]:
         yield port
 
 
+@pytest.fixture(scope="session", autouse=True)
+def validate_published_formats() -> Iterator[None]:
+    """Every manifest and story export written in-process is checked against its JSON Schema."""
+    from tests.schema_check import validating_writers
+
+    with validating_writers():
+        yield
+
+
 @pytest.fixture
 def database(pg_admin_uri: str) -> DatabaseTarget:
     """A fresh database with the pipeline schema, private to this test."""

@@ -18,6 +18,7 @@ from bundler.db.repository import Repository
 from bundler.db.seed import SeedResult, StoryExistsError, seed_file
 from bundler.db.story_yaml import StoryFileError
 from bundler.errors import EnvError, InputError
+from tests.cli_helpers import REPORT_META
 from tests.conftest import new_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -319,6 +320,7 @@ def test_cli_seed_exit_codes(database: DatabaseTarget, tmp_path: Path) -> None:
         "shots": 2,
         "mediaFiles": 4,
         "skipped": False,
+        **REPORT_META,
     }
     assert again.returncode == 1 and f"Story {MINIMAL_ID} already exists" in again.stderr
     assert skipped.returncode == 0 and json.loads(skipped.stdout)["skipped"] is True

@@ -21,7 +21,8 @@ from bundler.db.connect import DatabaseTarget
 from bundler.verify import verify_bundle
 from tests.builders import StoryBuilder
 from tests.bundle_factory import END, EXPORTED_AT, LEFT, RIGHT, ROOT, edit_manifest, make_bundle
-from tests.cli_helpers import run_cli
+from tests.cli_helpers import REPORT_META, run_cli
+from tests.schema_check import check_cli_output
 
 _register()
 
@@ -31,6 +32,13 @@ NARRATION = f"assets/shots/{LEFT}/1_audio.wav"
 
 def run_verify(*args: str | Path) -> Result:
     return CliRunner().invoke(app, ["verify", *map(str, args)])
+
+
+def verify_json(result: Result) -> Any:
+    """The --json document of an in-process run, checked against the report schema."""
+    document = json.loads(result.stdout)
+    check_cli_output(["verify"], document)
+    return document
 
 
 def codes(path: Path) -> set[tuple[str, str | None]]:
@@ -57,12 +65,13 @@ def test_fresh_bundle_is_valid(bundle: Path) -> None:
 def test_cli_prints_one_json_document_and_exits_0(bundle: Path) -> None:
     result = run_verify(bundle, "--json")
     assert result.exit_code == 0, result.stderr
-    document = json.loads(result.stdout)
+    document = verify_json(result)
     assert document == {
         "ok": True,
         "bundlePath": str(bundle),
         "problems": [],
         "stats": {"files": 13, "bytes": document["stats"]["bytes"], "scenelets": 4},
+        **REPORT_META,
     }
     assert "is valid" in result.stderr
 
@@ -177,7 +186,7 @@ def test_json_on_failure_is_one_document_with_every_problem(bundle: Path) -> Non
     add_extra(bundle)
     result = run_verify(bundle, "--json")
     assert result.exit_code == 1
-    document = json.loads(result.stdout)
+    document = verify_json(result)
     assert document["ok"] is False and document["bundlePath"] == str(bundle)
     assert {(p["code"], p["path"]) for p in document["problems"]} == {
         ("checksum-mismatch", KEY_FRAME),
@@ -340,7 +349,7 @@ def test_unreadable_exits_3_with_a_json_document(tmp_path: Path, case: str) -> N
     target = UNREADABLE[case](tmp_path)
     result = run_verify(target, "--json")
     assert result.exit_code == 3, result.stderr
-    document = json.loads(result.stdout)
+    document = verify_json(result)
     assert document["ok"] is False and document["error"]["exitCode"] == 3
     assert document["bundlePath"] == str(target.absolute())
     assert result.stderr.startswith("error: ")

@@ -39,7 +39,7 @@ def _main_options(
     """Assemble interactive branching stories from PostgreSQL into offline-playable bundles."""
 
 
-COMMAND_MODULES = ("assemble", "db", "export", "verify")
+COMMAND_MODULES = ("assemble", "db", "export", "verify", "schema")
 # command word -> the module that defines it (``db`` also holds ``stories``); any other word,
 # --help or a typo registers every module, so a new command works before it is listed here
 _MODULE_OF = {
@@ -49,6 +49,7 @@ _MODULE_OF = {
     "stories": "db",
     "export": "export",
     "verify": "verify",
+    "schema": "schema",
 }
 
 

@@ -108,10 +108,19 @@ def check_command(
     json_output: JsonOption = False,
     output_format: FormatOption = None,
     debug: DebugOption = False,
+    explain: Annotated[
+        str | None,
+        typer.Option(
+            "--explain", metavar="CODE", help="Print what a problem code means and its usual fix.", show_default=False
+        ),
+    ] = None,
 ) -> None:
     """Run every check of `assemble` and write nothing."""
     from bundler import api
 
+    if explain is not None:
+        _explain(explain)
+        return
     output = Output.from_options(json_output, debug, output_format)
 
     def run(story_id: str, workers: int, progress: Any) -> api.StoryReport:
@@ -121,6 +130,17 @@ def check_command(
         target, ids = _resolve_stories(story_ids, all_stories, database_url)
         reports = _run_batch(ids, jobs, output, run, show_progress=False)
     _finish(reports, output, "checked", "Checked", batch=all_stories or len(ids) > 1)
+
+
+def _explain(code: str) -> None:
+    from bundler.problem_catalogue import CATALOGUE, explain
+
+    entry = explain(code)
+    if entry is None:
+        raise typer.BadParameter(
+            f"unknown problem code {code!r}; known codes: {', '.join(sorted(CATALOGUE))}", param_hint="--explain"
+        )
+    typer.echo(entry.text(), nl=False)
 
 
 def _context(story_ids: Sequence[str] | None, all_stories: bool) -> dict[str, Any]:
