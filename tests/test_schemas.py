@@ -81,6 +81,8 @@ MANIFEST_BREAKAGE = {
     "missing rootSceneletId": lambda m: m.pop("rootSceneletId"),
     "unknown next.type": lambda m: first_with(m, "linear")["next"].update(type="jump"),
     "shot without shotIndex": lambda m: m["scenelets"][0]["shots"][0].pop("shotIndex"),
+    "shot without lines": lambda m: m["scenelets"][0]["shots"][0].pop("lines"),
+    "line without speaker": lambda m: m["scenelets"][0]["shots"][0].update(lines=[{"text": "Hello"}]),
     "shot index 0": lambda m: m["scenelets"][0]["shots"][0].update(shotIndex=0),
     "shot with neither media": lambda m: m["scenelets"][0]["shots"][0].update(imagePath=None, audioPath=None),
     "extra key on a shot": lambda m: m["scenelets"][0]["shots"][0].update(video="assets/x.mp4"),
