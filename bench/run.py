@@ -201,15 +201,21 @@ def psql_path() -> str:
 
 
 def floor_queries(story_id: str) -> list[str]:
-    """Exactly the three statements ``bundler check`` runs, with the story id filled in."""
+    """Every row bundling reads, one result row per database row: the story, its scenelets, its shots.
+
+    This is the floor of ``check`` (psql formats the rows and throws them away in C); bundler
+    itself asks for less (shots aggregated per scenelet, content reduced to the description),
+    so the comparison is with reading the story's rows, not with bundler's own statements.
+    """
     from bundler.db.repository import SCENELET_COLUMNS, STORY_COLUMNS
-    from bundler.load import SHOT_QUERY
 
     literal = f"'{story_id}'"
     return [
         f"select {STORY_COLUMNS} from stories where id = {literal}",
         f"select {SCENELET_COLUMNS} from scenelets where story_id = {literal} order by created_at, id",
-        SHOT_QUERY.replace("%s", literal),
+        "select scenelet_ref::text, scenelet_id, scenelet_sequence, shot_index, key_frame_image_path, "
+        "audio_file_path, created_at, updated_at "
+        f"from shots where story_id = {literal} order by scenelet_sequence, scenelet_ref, shot_index",
     ]
 
 
@@ -448,6 +454,9 @@ def phases(story_id: str, database: str, assets: str, out: str | None) -> dict[s
         timings[name] = round(now - mark, 4)
         mark = now
 
+    import gc
+
+    gc.set_threshold(50_000, 1000, 1000)  # as ``bundler.cli.main`` does
     import psycopg  # noqa: F401  (import cost on its own line)
 
     lap("import psycopg")

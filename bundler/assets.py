@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Literal
 
 from bundler.errors import EnvError
@@ -36,20 +35,23 @@ def resolve_assets_root(value: str | None, *, create: bool = False) -> Path:
 
 def is_skipped(stored: str | None) -> bool:
     """True when no media is stored: NULL, blank or the ``N/A`` placeholder (trimmed, any case)."""
-    return stored is None or not stored.strip() or stored.strip().upper() == SKIPPED_PLACEHOLDER
+    if stored is None:
+        return True
+    text = stored.strip()
+    return not text or text.upper() == SKIPPED_PLACEHOLDER
 
 
 class UnsafePath(ValueError):
     """A stored path that could leave the assets root."""
 
 
-@lru_cache(maxsize=1 << 16)  # the planner asks twice per path (request, then use)
 def normalize_stored_path(stored: str) -> str:
     """Relative POSIX path under the assets root for a usable stored path.
 
     Strips a leading ``./``, then one leading ``/generated/`` or ``generated/``
     (and otherwise a leading ``/``). Raises ``UnsafePath`` for what remains
-    absolute, contains ``..``, backslashes, NUL bytes or is empty.
+    absolute, contains ``..``, backslashes, NUL bytes or is empty. Empty and
+    ``.`` segments are dropped (``a//./b`` is ``a/b``), as POSIX resolves them.
     """
     text = stored.strip()
     if "\x00" in text or "\\" in text:
@@ -63,10 +65,9 @@ def normalize_stored_path(stored: str) -> str:
     else:
         if text.startswith("/") and not text.startswith("//"):
             text = text[1:]
-    path = PurePosixPath(text)
-    if path.is_absolute():
+    if text.startswith("/"):
         raise UnsafePath("is an absolute path")
-    parts = [part for part in path.parts if part not in ("", ".")]
+    parts = [part for part in text.split("/") if part and part != "."]
     if ".." in parts:
         raise UnsafePath("contains a '..' segment")
     if not parts:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -74,9 +75,44 @@ class NewShot:
 
 
 @dataclass(frozen=True, slots=True)
+class ShotGroup:
+    """The shots of one scenelet that store the same label and sequence (usually all of its shots).
+
+    Bundling reads shots a scenelet at a time: the label, sequence and newest
+    timestamp once per group instead of once per shot. ``shots`` may leave out
+    shots that store no media path at all (NULL, blank or ``N/A`` for both key
+    frame and narration): they never reach a bundle, and ``shot_count`` still
+    counts them. The database load leaves them out; see ``bundler.load``.
+    """
+
+    scenelet_ref: str
+    scenelet_id: str  # the stored label
+    scenelet_sequence: int
+    shot_count: int
+    newest: datetime | None  # newest created_at / updated_at of the group's shots
+    shots: tuple[ShotRecord, ...]  # by shot_index
+
+
+@dataclass(frozen=True, slots=True)
 class StorySnapshot:
     """One consistent read of a story: the input of the planner."""
 
     story: StoryRecord
     scenelets: tuple[SceneletRecord, ...]
-    shots: tuple[ShotRecord, ...]
+    shot_groups: tuple[ShotGroup, ...]  # by sequence, scenelet_ref, first shot index
+
+    @classmethod
+    def of_shots(
+        cls, story: StoryRecord, scenelets: Iterable[SceneletRecord], shots: Iterable[ShotRecord]
+    ) -> StorySnapshot:
+        """A snapshot from individual shot records (tests, tools): grouped as the load groups them."""
+        groups: dict[tuple[str, str, int], list[ShotRecord]] = {}
+        for shot in shots:
+            groups.setdefault((shot.scenelet_ref, shot.scenelet_id, shot.scenelet_sequence), []).append(shot)
+        built = []
+        for (ref, label, sequence), members in groups.items():
+            members.sort(key=lambda s: s.shot_index)
+            stamps = [t for s in members for t in (s.created_at, s.updated_at) if t is not None]
+            built.append(ShotGroup(ref, label, sequence, len(members), max(stamps, default=None), tuple(members)))
+        built.sort(key=lambda g: (g.scenelet_sequence, g.scenelet_ref, g.shots[0].shot_index))
+        return cls(story, tuple(scenelets), tuple(built))

@@ -156,7 +156,7 @@ class StoryBuilder:
 
     def snapshot(self) -> StorySnapshot:
         story = StoryRecord(self.story_id, self.title, "prompt", self.audio_design, BASE_TIME, BASE_TIME)
-        return StorySnapshot(story, tuple(self.records()), tuple(self.shot_records()))
+        return StorySnapshot.of_shots(story, self.records(), self.shot_records())
 
     # -- side effects ---------------------------------------------------------------
     def write_media(self, assets_root: Path) -> None:

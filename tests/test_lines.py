@@ -61,6 +61,7 @@ def test_lines_come_from_the_payload_in_order(conn: psycopg.Connection) -> None:
         (DEPTH, DEPTH, story_id, len(PAYLOADS)),
     )
     snapshot = load_snapshot(conn, story_id)
-    got = {shot.shot_index: list(shot.lines) for shot in snapshot.shots}
+    shots = [shot for group in snapshot.shot_groups for shot in group.shots]
+    got = {shot.shot_index: list(shot.lines) for shot in shots}
     assert got == {n: expected for n, (_, expected) in enumerate(PAYLOADS, start=1)}
-    assert all(shot.storyboard_payload is None for shot in snapshot.shots)  # never loaded into Python
+    assert all(shot.storyboard_payload is None for shot in shots)  # never loaded into Python

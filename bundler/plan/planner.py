@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Mapping
-from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -36,9 +35,25 @@ class Analysis:
     snapshot: StorySnapshot
     tree: StoryTree
     shots_by_ref: Mapping[str, tuple[ShotRecord, ...]]  # scenelet_ref -> shots by shot_index
+    stored_labels: Mapping[str, frozenset[tuple[str, int]]]  # scenelet_ref -> (label, sequence) its shots store
     cues: tuple[RawCue, ...]
+    paths: Mapping[str | None, StoredPath]  # every stored path the plan may use, judged once
     requests: frozenset[MediaRequest]
     problems: tuple[Problem, ...]  # found without looking at the disk
+
+
+StoredPath = str | UnsafePath | None  # the path relative to the assets root, why it is unsafe, or None: no media
+
+
+def judge_stored_path(stored: str | None) -> StoredPath:
+    """What a stored media path means: no media (None), a path under the assets root, or unsafe."""
+    if is_skipped(stored):
+        return None
+    assert stored is not None
+    try:
+        return normalize_stored_path(stored)
+    except UnsafePath as exc:
+        return exc
 
 
 def analyze(snapshot: StorySnapshot) -> Analysis:
@@ -46,12 +61,15 @@ def analyze(snapshot: StorySnapshot) -> Analysis:
     by_id = {s.id: s for s in snapshot.scenelets}
     problems = list(tree.problems)
     grouped: dict[str, list[ShotRecord]] = {}
+    labels: dict[str, set[tuple[str, int]]] = {}
     foreign: dict[str, int] = {}
-    for shot in snapshot.shots:
-        if shot.scenelet_ref in by_id:
-            grouped.setdefault(shot.scenelet_ref, []).append(shot)
+    for group in snapshot.shot_groups:
+        ref = group.scenelet_ref
+        if ref in by_id:
+            grouped.setdefault(ref, []).extend(group.shots)
+            labels.setdefault(ref, set()).add((group.scenelet_id, group.scenelet_sequence))
         else:
-            foreign[shot.scenelet_ref] = foreign.get(shot.scenelet_ref, 0) + 1
+            foreign[ref] = foreign.get(ref, 0) + group.shot_count
     for ref, count in sorted(foreign.items()):
         problems.append(
             error(
@@ -64,17 +82,34 @@ def analyze(snapshot: StorySnapshot) -> Analysis:
     cues, cue_problems = parse_cues(snapshot.story.audio_design_document)
     problems.extend(cue_problems)
 
+    # Each distinct stored path is judged once (stories repeat them: "N/A" on most unrendered shots).
+    paths: dict[str | None, StoredPath] = {}
     requests: set[MediaRequest] = set()
+
+    def request(stored: str | None, kind: MediaKind) -> None:
+        judged = paths[stored] if stored in paths else paths.setdefault(stored, judge_stored_path(stored))
+        if type(judged) is str:  # unsafe paths are reported by ``plan`` where they are used
+            requests.add(MediaRequest(judged, kind))
+
     for scenelet_id in tree.order:
         for shot in shots_by_ref.get(scenelet_id, ()):
-            for stored, kind in _shot_media(shot):
-                _add_request(requests, stored, kind)
+            request(shot.key_frame_image_path, "image")
+            request(shot.audio_file_path, "audio")
         scenelet = by_id[scenelet_id]
         if scenelet.is_branch_point:
-            _add_request(requests, scenelet.branch_audio_file_path, "audio")
+            request(scenelet.branch_audio_file_path, "audio")
     for cue in cues:
-        _add_request(requests, music_stored_path(snapshot.story.id, cue.cue_name), "music")
-    return Analysis(snapshot, tree, shots_by_ref, cues, frozenset(requests), tuple(problems))
+        request(music_stored_path(snapshot.story.id, cue.cue_name), "music")
+    return Analysis(
+        snapshot,
+        tree,
+        shots_by_ref,
+        {ref: frozenset(pairs) for ref, pairs in labels.items()},
+        cues,
+        paths,
+        frozenset(requests),
+        tuple(problems),
+    )
 
 
 def music_stored_path(story_id: str, cue_name: str) -> str:
@@ -82,23 +117,11 @@ def music_stored_path(story_id: str, cue_name: str) -> str:
     return f"{story_id}/music/{cue_name}.m4a"
 
 
-def _shot_media(shot: ShotRecord) -> tuple[tuple[str | None, MediaKind], ...]:
-    return ((shot.key_frame_image_path, "image"), (shot.audio_file_path, "audio"))
-
-
-def _add_request(requests: set[MediaRequest], stored: str | None, kind: MediaKind) -> None:
-    if is_skipped(stored):
-        return
-    assert stored is not None
-    with suppress(UnsafePath):  # reported by ``plan`` where the path is used
-        requests.add(MediaRequest(normalize_stored_path(stored), kind))
-
-
 def default_exported_at(snapshot: StorySnapshot) -> str:
     """The newest row timestamp of the story: the same database state, the same bundle."""
     stamps = [snapshot.story.created_at, snapshot.story.updated_at]
     stamps += [s.created_at for s in snapshot.scenelets]
-    stamps += [t for shot in snapshot.shots for t in (shot.created_at, shot.updated_at) if t is not None]
+    stamps += [group.newest for group in snapshot.shot_groups if group.newest is not None]
     return format_timestamp(max(stamps))
 
 
@@ -131,21 +154,25 @@ class _Planner:
         self, stored: str | None, kind: MediaKind, target: str, what: str, scenelet_id: str, shot: int | None
     ) -> FileCopy | None:
         """The file to copy for a stored path, or None with a problem recorded."""
-        if is_skipped(stored):
+        paths = self.analysis.paths
+        relative = paths[stored] if stored in paths else judge_stored_path(stored)
+        if relative is None:
             return None
-        assert stored is not None
-        where = self.where(scenelet_id, shot, stored)
-        try:
-            relative = normalize_stored_path(stored)
-        except UnsafePath as exc:
-            self.problems.append(error("unsafe-asset-path", f"The {what} path {exc}; refusing it.", **where))
+        if isinstance(relative, UnsafePath):
+            self.problems.append(
+                error(
+                    "unsafe-asset-path",
+                    f"The {what} path {relative}; refusing it.",
+                    **self.where(scenelet_id, shot, stored),
+                )
+            )
             return None
         status = self.media.get(MediaRequest(relative, kind))
         if status is None or status.source is None:
             code = status.code if status and status.code else "missing-media"
             detail = status.detail if status and status.detail else "is missing (no such file under the assets root)"
             severity = warning if code == "missing-media" else error
-            self.problems.append(severity(code, f"The {what} {detail}.", **where))
+            self.problems.append(severity(code, f"The {what} {detail}.", **self.where(scenelet_id, shot, stored)))
             return None
         return FileCopy(target, status.source, kind)
 
@@ -166,10 +193,7 @@ class _Planner:
     def check_labels(self, scenelet_id: str) -> None:
         label = self.tree.labels[scenelet_id]
         sequence = int(label.removeprefix("scenelet-"))
-        drifted = sorted(
-            {(s.scenelet_id, s.scenelet_sequence) for s in self.analysis.shots_by_ref.get(scenelet_id, ())}
-            - {(label, sequence)}
-        )
+        drifted = sorted(self.analysis.stored_labels.get(scenelet_id, frozenset()) - {(label, sequence)})
         for stored_label, stored_sequence in drifted:
             self.problems.append(
                 warning(
@@ -298,8 +322,8 @@ class _Planner:
         position = {scenelet_id: n for n, scenelet_id in enumerate(bundled)}  # pre-order rank
         # cue ids are labels, resolved through the labels stored on shots (first shot wins)
         alias: dict[str, str] = {}
-        for shot in self.analysis.snapshot.shots:
-            alias.setdefault(shot.scenelet_id.strip(), shot.scenelet_ref)
+        for group in self.analysis.snapshot.shot_groups:  # in shot order
+            alias.setdefault(group.scenelet_id.strip(), group.scenelet_ref)
         claimed: dict[str, str] = {}
         kept: list[tuple[RawCue, tuple[str, ...], FileCopy]] = []
         for cue in self.analysis.cues:
