@@ -84,4 +84,4 @@ def test_server_side_cursor_through_transaction_pooler(
     monkeypatch.setattr(psycopg.pq, "version", lambda: 160000)
     with connection(DatabaseTarget(url, "test")) as conn:
         cursored = load_snapshot(conn, EXAMPLE_ID)
-    assert cursored == chunked and len(cursored.shots) > 0
+    assert cursored == chunked and len(cursored.shot_groups) > 0
