@@ -24,7 +24,18 @@ def command_paths() -> list[str]:
 
 
 def test_every_command_is_known() -> None:
-    assert command_paths() == ["assemble", "check", "db init", "db seed", "export", "schema", "stories", "verify"]
+    assert command_paths() == [
+        "assemble",
+        "check",
+        "db init",
+        "db seed",
+        "db status",
+        "db stop",
+        "export",
+        "schema",
+        "stories",
+        "verify",
+    ]
 
 
 @pytest.mark.parametrize("path", command_paths())

@@ -17,7 +17,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-db_app = typer.Typer(help="Create the schema and load example stories.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Create the schema, load example stories, and check or stop the embedded server.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 
 

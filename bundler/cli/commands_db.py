@@ -1,4 +1,4 @@
-"""``bundler db init``, ``bundler db seed`` and ``bundler stories``."""
+"""``bundler db init|seed|status|stop`` and ``bundler stories``."""
 
 from __future__ import annotations
 
@@ -102,3 +102,41 @@ def stories(
             stdout_console().print(table)
         else:
             stderr_console().print("no stories yet: try `bundler db seed examples/lantern-keeper/story.yaml`")
+
+
+@db_app.command("status")
+def db_status(json_output: JsonOption = False, debug: DebugOption = False) -> None:
+    """Show the embedded PostgreSQL: running or not, data folder, connection URI, version."""
+    from bundler.db.embedded import data_dir, server_status
+
+    output = Output.from_options(json_output, debug)
+    with reported_errors(output):
+        status = server_status(data_dir())
+        if output.json:
+            emit_json({"ok": True, **status.to_json()})
+            return
+        state = f"running (pid {status.pid})" if status.running else "not running"
+        if not status.initialized:
+            state += " (no database created yet)"
+        for label, value in (
+            ("embedded PostgreSQL", state),
+            ("data folder", str(status.data_dir)),
+            ("connection", status.uri or "-"),
+            ("version", status.version or "-"),
+        ):
+            typer.echo(f"{label + ':':21}{value}")
+
+
+@db_app.command("stop")
+def db_stop(json_output: JsonOption = False, debug: DebugOption = False) -> None:
+    """Stop the embedded PostgreSQL cleanly (nothing to do if it is not running)."""
+    from bundler.db.embedded import data_dir, stop_server
+
+    output = Output.from_options(json_output, debug)
+    with reported_errors(output):
+        folder = data_dir()
+        stopped = stop_server(folder)
+        if output.json:
+            emit_json({"ok": True, "stopped": stopped, "dataDir": str(folder)})
+        message = "stopped the embedded PostgreSQL in" if stopped else "the embedded PostgreSQL is not running in"
+        stderr_console().print(f"{message} {escape(str(folder))}")
