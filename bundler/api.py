@@ -192,9 +192,9 @@ def assemble(
 
     if archive is not None and archive not in FORMATS:
         raise UsageError(f"--archive must be 'zip' or 'tar.gz', not {archive!r}.")
-    destination = open_destination(out_dir)
-    destination.claim(story_id, overwrite)
     jobs = jobs or default_jobs()
+    destination = open_destination(out_dir, jobs)
+    destination.claim(story_id, overwrite)
     source = _source(assets_root)
     bundle_plan = diagnose(story_id, database=database, assets_root=source, exported_at=exported_at, jobs=jobs)
     stats: dict[str, Any] = _plan_stats(bundle_plan)

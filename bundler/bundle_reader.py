@@ -54,11 +54,15 @@ def _keeps(name: str) -> bool:
 
 
 def _digest(stream: IO[bytes], keep: bool) -> Digest:
+    return _digest_chunks(iter(lambda: stream.read(_CHUNK), b""), keep)
+
+
+def _digest_chunks(chunks: Iterable[bytes], keep: bool) -> Digest:
     hasher = hashlib.sha256()
     size = 0
     head = b""
     kept = bytearray() if keep else None
-    while chunk := stream.read(_CHUNK):
+    for chunk in chunks:
         if len(head) < _HEAD:
             head += chunk[: _HEAD - len(head)]
         hasher.update(chunk)
@@ -68,7 +72,12 @@ def _digest(stream: IO[bytes], keep: bool) -> Digest:
     return Digest(size, hasher.hexdigest(), head, None if kept is None else bytes(kept))
 
 
-def scan(path: Path) -> Found:
+def scan(path: Path | str) -> Found:
+    from bundler.storage import is_s3_url
+
+    if is_s3_url(path):
+        return _collect(_object_entries(str(path)), archive=True)
+    path = Path(path)
     if path.is_dir():
         if not (path / MANIFEST).is_file():  # before hashing a folder that is no bundle at all
             raise BundleUnreadableError("it has no manifest.json")
@@ -116,6 +125,19 @@ def _read_file(path: Path, keep: bool) -> Digest | _Bad:
             return _digest(stream, keep)
     except OSError as exc:
         return _Bad("unreadable-file", f"cannot be read: {exc.strerror}")
+
+
+def _object_entries(url: str) -> Iterator[tuple[str, Digest | _Bad]]:
+    """A published bundle in a bucket: each object streamed and hashed, several at a time."""
+    from bundler.storage.s3 import REQUESTS_PER_JOB, object_chunks, open_bundle
+    from bundler.workers import run_parallel
+
+    client, version, objects = open_bundle(url)
+    names = sorted(name for name in objects if not name.endswith("/"))  # "folder" marker objects hold nothing
+    digests = run_parallel(
+        names, lambda name: _digest_chunks(object_chunks(client, version, name), _keeps(name)), REQUESTS_PER_JOB
+    )
+    yield from zip(names, digests, strict=True)
 
 
 def _zip_entries(path: Path) -> Iterator[tuple[str, Digest | _Bad]]:

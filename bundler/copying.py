@@ -41,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bundler.assets import sniff
+from bundler.assets import SourceFile, sniff
 from bundler.errors import InputError
 from bundler.manifest import FileEntry
 from bundler.plan.types import FileCopy
@@ -106,6 +106,13 @@ def source_identity(source: str, info: os.stat_result) -> bytes:
     return hashlib.blake2b(text, digest_size=16).digest()
 
 
+def _disk_file(copy: FileCopy) -> SourceFile:
+    """The local file ``copy`` comes from (this module copies from disk only)."""
+    if not isinstance(copy.source, SourceFile):
+        raise TypeError(f"{copy.target} does not come from a local file")
+    return copy.source
+
+
 def _buffer() -> bytearray:
     buffer: bytearray | None = getattr(_local, "buffer", None)
     if buffer is None:
@@ -166,7 +173,7 @@ def copy_and_hash(copy: FileCopy, destination: Path, progress: Progress | None =
     digest = hashlib.sha256()
     size = 0
     read_started = time.time_ns()
-    source_fd = os.open(copy.source.path, os.O_RDONLY | os.O_CLOEXEC)
+    source_fd = os.open(_disk_file(copy).path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         before = os.fstat(source_fd)
         target_fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
@@ -176,7 +183,7 @@ def copy_and_hash(copy: FileCopy, destination: Path, progress: Progress | None =
                 if not count:
                     break
                 if size == 0 and not sniff(bytes(view[:16]), copy.kind):
-                    raise MediaChangedError(f"{copy.source.path} changed format while bundling ({copy.target}).")
+                    raise MediaChangedError(f"{_disk_file(copy).path} changed format while bundling ({copy.target}).")
                 chunk = view[:count]
                 digest.update(chunk)
                 _write_all(target_fd, chunk)
@@ -185,7 +192,7 @@ def copy_and_hash(copy: FileCopy, destination: Path, progress: Progress | None =
                     progress(count)
             if size != copy.source.size:
                 raise MediaChangedError(
-                    f"{copy.source.path} changed size while bundling "
+                    f"{_disk_file(copy).path} changed size while bundling "
                     f"({copy.source.size} -> {size} bytes; {copy.target})."
                 )
             sha = digest.hexdigest()
@@ -201,7 +208,7 @@ def copy_and_hash(copy: FileCopy, destination: Path, progress: Progress | None =
 
 
 def _record(copy: FileCopy, source: os.stat_result, sha: str, copy_mtime_ns: int) -> SourceRecord:
-    return SourceRecord(sha, copy_mtime_ns, source_identity(os.fspath(copy.source.path), source))
+    return SourceRecord(sha, copy_mtime_ns, source_identity(os.fspath(_disk_file(copy).path), source))
 
 
 def hash_file(path: Path) -> tuple[str, os.stat_result, os.stat_result, int]:
@@ -228,12 +235,12 @@ def _recorded(copy: FileCopy, old: str) -> tuple[SourceRecord, os.stat_result, o
     if record is None:
         return None
     try:
-        current = os.stat(copy.source.path)
+        current = os.stat(_disk_file(copy).path)
         old_stat = os.lstat(old)
     except OSError:
         return None
     # the plan's view of the source (from the media check) must still hold, or the copy path reports it
-    if current.st_size != copy.source.size or current.st_mtime_ns != copy.source.mtime_ns:
+    if current.st_size != copy.source.size or current.st_mtime_ns != _disk_file(copy).mtime_ns:
         return None
     if (
         not stat.S_ISREG(old_stat.st_mode)
@@ -247,7 +254,7 @@ def _recorded(copy: FileCopy, old: str) -> tuple[SourceRecord, os.stat_result, o
 def current_entry(copy: FileCopy, old: str) -> FileEntry | None:
     """The previous bundle's file for ``copy`` as it is, when its record matches the source exactly."""
     found = _recorded(copy, old)
-    if found is None or not found[0].matches_source(os.fspath(copy.source.path), found[1]):
+    if found is None or not found[0].matches_source(os.fspath(_disk_file(copy).path), found[1]):
         return None
     return FileEntry(copy.target, found[2].st_size, found[0].sha256, copy.media_type)
 
@@ -268,8 +275,8 @@ def reuse_previous(copy: FileCopy, previous: Path | str, destination: Path | str
         return None
     record, current, old_stat = found
     refreshed: SourceRecord | None = None
-    if not record.matches_source(os.fspath(copy.source.path), current):
-        sha, before, after, started = hash_file(copy.source.path)
+    if not record.matches_source(os.fspath(_disk_file(copy).path), current):
+        sha, before, after, started = hash_file(_disk_file(copy).path)
         if sha != record.sha256 or not _same_file(before, after) or after.st_size != old_stat.st_size:
             return None
         if _settled(after, started):

@@ -22,6 +22,7 @@ from bundler.manifest import FORMAT, FORMAT_VERSION
 from bundler.manifest import MANIFEST_NAME as MANIFEST
 from bundler.manifest import SUMS_NAME as SUMS
 from bundler.problems import Problem, error
+from bundler.storage.base import is_s3_url
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 # sha256sum lines: "<hash>  <name>" (or " *<name>"); a leading backslash marks an escaped name
@@ -57,7 +58,7 @@ class VerifyStats:
 
 @dataclass(frozen=True, slots=True)
 class VerifyReport:
-    bundle: Path
+    bundle: Path | str  # a folder or archive, or an s3:// URL
     problems: tuple[Problem, ...]
     stats: VerifyStats
 
@@ -74,7 +75,7 @@ class VerifyReport:
         }
 
 
-def verify_bundle(path: Path) -> VerifyReport:
+def verify_bundle(path: Path | str) -> VerifyReport:
     """Check a bundle folder or archive; raises ``BundleUnreadableError`` if it cannot be read at all."""
     try:
         found = scan(path)
@@ -90,7 +91,8 @@ def verify_bundle(path: Path) -> VerifyReport:
         scenelets=checks.scenelet_count,
     )
     problems = sorted(checks.problems, key=lambda p: (p.path or "", p.code, p.message))
-    return VerifyReport(path.absolute(), tuple(problems), stats)
+    where = path if isinstance(path, str) and is_s3_url(path) else Path(path).absolute()
+    return VerifyReport(where, tuple(problems), stats)
 
 
 # --- checks ----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
@@ -17,6 +18,9 @@ import pytest
 from bundler.db.connect import DatabaseTarget
 from bundler.db.embedded import start_server
 from bundler.db.repository import init_schema
+
+if TYPE_CHECKING:
+    from tests.s3_server import S3Server
 
 TEMPLATE = "bundler_template"
 _counter = itertools.count(1)
@@ -90,3 +94,22 @@ def assets_root(tmp_path: Path) -> Path:
     root = tmp_path / "assets"
     root.mkdir()
     return root
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """One real S3 server (moto) on loopback for the whole session."""
+    from tests.s3_server import S3Server
+
+    server = S3Server()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket, with the standard AWS variables pointing at the server (for the CLI too)."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    return s3_server.new_bucket()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Annotated, Any
 
 import click
@@ -28,6 +27,14 @@ from bundler.cli.common import (
 
 StoryIdsArgument = Annotated[list[str] | None, typer.Argument(help="Story UUIDs.", show_default=False)]
 AllOption = Annotated[bool, typer.Option("--all", help="Every story in the database.")]
+ShardOption = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        help="With --all: only shard K of N (K/N, 1 <= K <= N; auto/N takes K from JOB_COMPLETION_INDEX + 1).",
+        show_default=False,
+    ),
+]
 StrictOption = Annotated[bool, typer.Option("--strict", help="Treat every warning as an error (release jobs).")]
 JobsOption = Annotated[
     int | None,
@@ -45,9 +52,15 @@ JobsOption = Annotated[
 def assemble_command(
     story_ids: StoryIdsArgument = None,
     all_stories: AllOption = False,
+    shard: ShardOption = None,
     out: Annotated[
-        Path, typer.Option("--out", envvar="BUNDLER_OUT", help="Output folder; bundles go to OUT/<story-id>/.")
-    ] = Path("bundles"),
+        str,
+        typer.Option(
+            "--out",
+            envvar="BUNDLER_OUT",
+            help="Output folder or s3://BUCKET/PREFIX; bundles go to OUT/<story-id>/.",
+        ),
+    ] = "bundles",
     assets_root: AssetsRootOption = None,
     database_url: DatabaseUrlOption = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing bundle (after success).")] = False,
@@ -92,7 +105,7 @@ def assemble_command(
         )
 
     with reported_errors(output, _context(story_ids, all_stories)):
-        target, ids = _resolve_stories(story_ids, all_stories, database_url)
+        target, ids = _resolve_stories(story_ids, all_stories, database_url, shard)
         reports = _run_batch(ids, jobs, output, run, show_progress=True)
     _finish(reports, output, "assembled", "Assembled", batch=all_stories or len(ids) > 1)
 
@@ -101,6 +114,7 @@ def assemble_command(
 def check_command(
     story_ids: StoryIdsArgument = None,
     all_stories: AllOption = False,
+    shard: ShardOption = None,
     assets_root: AssetsRootOption = None,
     database_url: DatabaseUrlOption = None,
     strict: StrictOption = False,
@@ -127,7 +141,7 @@ def check_command(
         return api.check(story_id, database=target, assets_root=assets_root, strict=strict, jobs=workers)
 
     with reported_errors(output, _context(story_ids, all_stories)):
-        target, ids = _resolve_stories(story_ids, all_stories, database_url)
+        target, ids = _resolve_stories(story_ids, all_stories, database_url, shard)
         reports = _run_batch(ids, jobs, output, run, show_progress=False)
     _finish(reports, output, "checked", "Checked", batch=all_stories or len(ids) > 1)
 
@@ -151,14 +165,21 @@ def _context(story_ids: Sequence[str] | None, all_stories: bool) -> dict[str, An
 
 
 def _resolve_stories(
-    story_ids: Sequence[str] | None, all_stories: bool, database_url: str | None
+    story_ids: Sequence[str] | None, all_stories: bool, database_url: str | None, shard_text: str | None
 ) -> tuple[Any, list[str]]:
     from bundler.api import parse_story_id
     from bundler.db.connect import connection, resolve_target
     from bundler.errors import UsageError
+    from bundler.shard import Shard
 
     if bool(story_ids) == all_stories:
         raise typer.BadParameter("give one or more STORY_IDs, or --all (not both)", param_hint="STORY_ID")
+    if shard_text is not None and not all_stories:
+        raise typer.BadParameter("--shard selects among --all stories", param_hint="--shard")
+    try:
+        shard = Shard.parse(shard_text) if shard_text is not None else None
+    except UsageError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--shard") from None
     try:
         ids = [parse_story_id(value) for value in story_ids or ()]
     except UsageError as exc:
@@ -168,7 +189,7 @@ def _resolve_stories(
         from bundler.db.listing import list_stories
 
         with connection(target) as conn:
-            ids = [row.story_id for row in list_stories(conn)]
+            ids = [row.story_id for row in list_stories(conn) if shard is None or shard.takes(row.story_id)]
     return target, list(dict.fromkeys(ids))
 
 

@@ -25,8 +25,12 @@ from bundler.problems import Problem
 @app.command("verify")
 def verify(
     bundle: Annotated[
-        Path,
-        typer.Argument(help="A bundle folder, or a .zip / .tar.gz archive of one.", show_default=False),
+        str,
+        typer.Argument(
+            help="A bundle folder, a .zip / .tar.gz archive of one, or s3://BUCKET/PREFIX/<story-id> "
+            "(through its current.json) or the s3:// URL of one published version.",
+            show_default=False,
+        ),
     ],
     json_output: JsonOption = False,
     debug: DebugOption = False,
@@ -35,10 +39,12 @@ def verify(
 
     Exit 0 when valid, 1 when not (each problem named on stderr), 3 when it cannot be read.
     """
+    from bundler.storage.base import is_s3_url
     from bundler.verify import verify_bundle
 
     output = Output.from_options(json_output, debug)
-    with reported_errors(output, {"bundlePath": str(bundle.absolute()), "stats": None}):
+    shown = bundle if is_s3_url(bundle) else str(Path(bundle).absolute())
+    with reported_errors(output, {"bundlePath": shown, "stats": None}):
         report = verify_bundle(bundle)
     console = stderr_console()
     for problem in report.problems:

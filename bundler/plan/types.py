@@ -22,10 +22,22 @@ class MediaRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredObject:
+    """A media object in a bucket that passed every check; ``etag`` pins the checked version."""
+
+    key: str
+    size: int
+    etag: str | None
+
+
+MediaFile = SourceFile | StoredObject  # where the bytes of a bundle file come from
+
+
+@dataclass(frozen=True, slots=True)
 class MediaStatus:
     """The outcome of checking one ``MediaRequest``: a usable file or a problem code."""
 
-    source: SourceFile | None = None
+    source: MediaFile | None = None
     code: str | None = None  # missing-media | wrong-media-format | unsafe-asset-path
     detail: str = ""
 
@@ -35,7 +47,7 @@ class FileCopy:
     """One file of the bundle: where it comes from and where it goes."""
 
     target: str  # bundle-relative POSIX path, e.g. assets/shots/<uuid>/1_key_frame.png
-    source: SourceFile
+    source: MediaFile
     kind: MediaKind
 
     @property

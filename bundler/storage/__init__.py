@@ -16,11 +16,19 @@ def open_source(value: str | Path | None) -> MediaSource:
     from bundler.storage.local import LocalSource
 
     raw = str(value) if value else os.environ.get("BUNDLER_ASSETS_ROOT") or DEFAULT_ASSETS_ROOT
+    if is_s3_url(raw):
+        from bundler.storage.s3 import S3Source
+
+        return S3Source.open(raw)
     return LocalSource.open(raw)
 
 
-def open_destination(value: str | Path) -> BundleDestination:
-    """``--out`` as a bundle destination."""
+def open_destination(value: str | Path, jobs: int) -> BundleDestination:
+    """``--out`` as a bundle destination; ``jobs`` bounds parallel uploads."""
     from bundler.storage.local import LocalDestination
 
+    if is_s3_url(value):
+        from bundler.storage.s3 import S3Destination
+
+        return S3Destination.open(str(value), jobs)
     return LocalDestination.open(Path(value))
