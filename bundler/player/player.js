@@ -9,6 +9,10 @@
  * incomplete. Every wait goes through one pausable clock so that pause/resume
  * keeps the remaining time, and every step carries an epoch token so that a
  * late media event from an earlier shot can never move the story.
+ *
+ * The viewer's path (scenelets visited, root first) is the history: "back to
+ * last choice" cuts it at the latest branch, and it is saved in localStorage
+ * (per story id and export time) so a reopened page can continue.
  */
 (() => {
   'use strict';
@@ -29,6 +33,7 @@
   const MUSIC_VOLUME = 0.32;
   const NARRATION_VOLUME = 1;
   const MAX_EVENTS = 1000;
+  const MAX_SAVED_PATH = 100000;
 
   const speed = readSpeed();
   const $ = (id) => document.getElementById(id);
@@ -38,19 +43,32 @@
     frames: [$('frame-a'), $('frame-b')],
     placeholder: $('placeholder'),
     topbarTitle: $('topbar-title'),
+    progress: $('progress'),
+    story: $('story'),
     caption: $('caption'),
     cue: $('cue'),
+    cueName: $('cue-name'),
     pausedBadge: $('paused-badge'),
+    soundPrompt: $('sound-prompt'),
     startScreen: $('start-screen'),
     startTitle: $('start-title'),
+    startActions: $('start-actions'),
     startButton: $('start-button'),
+    startLabel: $('start-label'),
+    continueButton: $('continue-button'),
     choiceScreen: $('choice-screen'),
     choicePrompt: $('choice-prompt'),
     choiceList: $('choice-list'),
     terminalScreen: $('terminal-screen'),
+    terminalHeading: $('terminal-heading'),
     restartButton: $('restart-button'),
     incompleteScreen: $('incomplete-screen'),
+    incompleteHeading: $('incomplete-heading'),
     incompleteBack: $('incomplete-back'),
+    backToChoice: [...document.querySelectorAll('.back-to-choice')],
+    confirmScreen: $('confirm-screen'),
+    confirmStay: $('confirm-stay'),
+    confirmLeave: $('confirm-leave'),
     errorScreen: $('error-screen'),
     errorText: $('error-text'),
     controls: $('controls'),
@@ -58,17 +76,27 @@
     pauseLabel: $('pause-label'),
     iconPause: $('icon-pause'),
     iconPlay: $('icon-play'),
+    nextButton: $('next-button'),
+    backButton: $('back-button'),
     captionsButton: $('captions-button'),
+    muteButton: $('mute-button'),
+    muteWaves: $('mute-waves'),
+    muteCross: $('mute-cross'),
+    fullscreenButton: $('fullscreen-button'),
     homeButton: $('home-button'),
   };
 
   const state = {
-    screen: 'start', // start | playing | choice | terminal | incomplete | error
+    screen: 'loading', // loading | start | playing | choice | terminal | incomplete | error
     sceneletId: null,
+    path: [], // scenelet ids of this run, root first: the history "back" and "continue" use
     shotPos: -1, // position in the scenelet's shots array
     phase: null, // lead-in | narration | after | hold | choice | null
     paused: false,
     captions: true,
+    muted: false,
+    soundBlocked: false, // the browser refused to play sound until the next gesture
+    confirming: false, // "leave for the title screen?" is open
     image: 'none', // loading | loaded | error | none
     imagePath: null,
     choices: [], // [{sceneletId, label}] offered on the choice screen
@@ -94,6 +122,15 @@
 
   const text = (value) => (typeof value === 'string' ? value.trim() : '');
   const path = (value) => (typeof value === 'string' && value.trim() !== '' ? value : null);
+  /** A bundle path as a relative URL: each segment percent-encoded (`Storm #1.m4a` is not a fragment). */
+  const mediaUrl = (value) => value.split('/').map(encodeURIComponent).join('/');
+
+  function readLines(raw) {
+    if (!Array.isArray(raw)) return [];
+    return raw
+      .filter((line) => line && text(line.text))
+      .map((line) => ({ speaker: text(line.speaker), text: text(line.text) }));
+  }
 
   /** Normalises the manifest into lookups; tolerant, since bundles can be work in progress. */
   function loadStory() {
@@ -111,6 +148,7 @@
           shotIndex: shot.shotIndex,
           imagePath: path(shot.imagePath),
           audioPath: path(shot.audioPath),
+          lines: readLines(shot.lines),
         }));
       byId.set(raw.id, {
         id: raw.id,
@@ -136,6 +174,8 @@
     const metadata = manifest.metadata && typeof manifest.metadata === 'object' ? manifest.metadata : {};
     return {
       title: text(metadata.title) || 'Untitled story',
+      storyId: text(metadata.storyId),
+      exportedAt: text(metadata.exportedAt),
       rootId,
       byId,
       cueFor: (id) => (Object.prototype.hasOwnProperty.call(cueMap, id) && typeof cueMap[id] === 'string' ? cueMap[id] : null),
@@ -143,10 +183,13 @@
     };
   }
 
-  function firstImage(sceneletId) {
+  function images(sceneletId) {
     const scenelet = story.byId.get(sceneletId);
-    const shot = scenelet && scenelet.shots.find((s) => s.imagePath);
-    return shot ? shot.imagePath : null;
+    return scenelet ? scenelet.shots.filter((s) => s.imagePath).map((s) => s.imagePath) : [];
+  }
+
+  function firstImage(sceneletId) {
+    return images(sceneletId)[0] || null;
   }
 
   // ------------------------------------------------------------ pausable clock
@@ -214,7 +257,7 @@
       outgoing.classList.remove('is-visible');
       frontFrame = 1 - frontFrame;
       ui.placeholder.hidden = true;
-      ui.backdrop.src = imagePath;
+      ui.backdrop.src = mediaUrl(imagePath);
       ui.backdrop.classList.add('is-visible');
       state.image = 'loaded';
     };
@@ -223,12 +266,13 @@
       note('image-error', { path: imagePath });
       showPlaceholder('error');
     };
-    if (incoming.getAttribute('src') === imagePath && incoming.complete) {
+    const url = mediaUrl(imagePath);
+    if (incoming.getAttribute('src') === url && incoming.complete) {
       // same file again: browsers need not fire load/error a second time
       if (incoming.naturalWidth > 0) incoming.onload();
       else incoming.onerror();
     } else {
-      incoming.src = imagePath;
+      incoming.src = url;
     }
   }
 
@@ -240,7 +284,7 @@
   }
 
   function preloadImage(imagePath) {
-    if (imagePath) new Image().src = imagePath;
+    if (imagePath) new Image().src = mediaUrl(imagePath);
   }
 
   // --------------------------------------------------------------------- music
@@ -250,10 +294,10 @@
     wanted: null, // cue the story asks for now (null = silence)
     current: null, // {cue, el, fade, released} audible or paused
     outgoing: new Set(),
-    failed: new Set(),
 
+    /** Called on every scenelet: a cue that failed before is tried again on the next scene. */
     setCue(cue) {
-      if (cue === this.wanted) return; // same cue: keep playing without a restart
+      if (cue === this.wanted && (this.current || cue === null)) return; // same cue: no restart
       this.wanted = cue;
       const previous = this.current;
       this.current = null;
@@ -262,15 +306,16 @@
         this.fade(previous, 0, () => this.release(previous));
       }
       this.showName(null);
-      if (cue === null || this.failed.has(cue)) return;
+      if (cue === null) return;
       const audioPath = story.cuePaths.get(cue);
       if (!audioPath) return;
       const entry = { cue, el: new Audio(), fade: null, released: false };
       entry.el.loop = true;
       entry.el.preload = 'auto';
       entry.el.volume = 0;
+      entry.el.muted = state.muted;
       entry.el.addEventListener('error', () => this.fail(entry));
-      entry.el.src = audioPath;
+      entry.el.src = mediaUrl(audioPath);
       this.current = entry;
       note('music', { cue });
       this.showName(cue);
@@ -285,18 +330,19 @@
     play(entry) {
       const attempt = entry.el.play();
       if (attempt) {
-        attempt.catch(() => {
+        attempt.catch((err) => {
           // a pause() before play() settled is not a failure; resume retries
-          if (!entry.released && !state.paused) this.fail(entry);
+          if (entry.released || state.paused) return;
+          if (refused(err)) soundRefused('music'); // kept: played again after the next gesture
+          else this.fail(entry);
         });
       }
     },
 
-    /** A cue that cannot play is skipped silently for the rest of the session. */
+    /** A cue that cannot play is skipped silently until the next scene. */
     fail(entry) {
       if (entry.released) return;
-      if (!this.failed.has(entry.cue)) note('music-failed', { cue: entry.cue });
-      this.failed.add(entry.cue);
+      note('music-failed', { cue: entry.cue });
       if (this.current === entry) {
         this.current = null;
         this.showName(null);
@@ -350,6 +396,18 @@
       if (this.current) this.play(this.current);
     },
 
+    /** After sound was refused: the next gesture starts the current cue again. */
+    retry() {
+      if (this.current && this.current.el.paused && !state.paused) {
+        this.current.el.volume = MUSIC_VOLUME;
+        this.play(this.current);
+      }
+    },
+
+    setMuted(muted) {
+      for (const entry of [this.current, ...this.outgoing]) if (entry) entry.el.muted = muted;
+    },
+
     /** Stops everything at once (used when leaving to the title screen). */
     stopNow() {
       this.wanted = null;
@@ -360,7 +418,7 @@
     },
 
     showName(cue) {
-      ui.cue.textContent = cue || '';
+      ui.cueName.textContent = cue || '';
       ui.cue.hidden = !cue;
     },
 
@@ -383,6 +441,7 @@
     const el = new Audio();
     el.preload = 'auto';
     el.volume = NARRATION_VOLUME;
+    el.muted = state.muted;
     const clip = { el, settled: false, watchdog: null };
     const settle = (callback, reason) => {
       if (clip.settled || token !== epoch) return;
@@ -399,7 +458,9 @@
       if (attempt) {
         attempt.catch((err) => {
           // pausing before play() settles rejects it; resume will try again
-          if (!state.paused) settle(onFail, `play-rejected:${err && err.name}`);
+          if (state.paused || clip.settled || token !== epoch) return;
+          if (refused(err)) soundRefused('narration');
+          settle(onFail, `play-rejected:${err && err.name}`);
         });
       }
     };
@@ -418,7 +479,7 @@
       }
     });
     watch(TIMING.narrationLoadTimeoutMs);
-    el.src = audioPath;
+    el.src = mediaUrl(audioPath);
     if (!state.paused) clip.play();
     return clip;
   }
@@ -437,6 +498,100 @@
     branchNarration = null;
   }
 
+  // ------------------------------------------------------------------ sound
+
+  const refused = (err) => Boolean(err && err.name === 'NotAllowedError');
+  let refusedShot = null; // {token, scenelet, pos}: the shot whose narration the browser refused
+
+  /** The browser's autoplay policy said no: tell the viewer, try again on their next gesture. */
+  function soundRefused(what) {
+    note('sound-refused', { what });
+    if (what === 'narration') {
+      const scenelet = story.byId.get(state.sceneletId);
+      refusedShot = scenelet ? { token: epoch, scenelet, pos: state.shotPos } : null;
+    }
+    if (state.soundBlocked) return;
+    state.soundBlocked = true;
+    ui.soundPrompt.hidden = false;
+  }
+
+  /** Runs inside a click or key press, where play() is allowed. */
+  function retrySound() {
+    if (!state.soundBlocked) return;
+    state.soundBlocked = false;
+    ui.soundPrompt.hidden = true;
+    note('sound-retry');
+    music.retry();
+    if (branchNarration && branchNarration.paused && !branchNarration.ended && !state.paused) {
+      branchNarration.play().catch(() => {});
+    }
+    const shot = refusedShot;
+    refusedShot = null;
+    // the refused narration was being held in silence: play it now instead
+    if (shot && shot.token === epoch && state.phase === 'hold' && !state.paused) {
+      clock.clear();
+      beginNarration(shot.scenelet, shot.pos, shot.token);
+    }
+  }
+
+  function setMuted(muted) {
+    state.muted = muted;
+    if (narration) narration.el.muted = muted;
+    if (branchNarration) branchNarration.muted = muted;
+    music.setMuted(muted);
+    ui.muteButton.setAttribute('aria-pressed', String(muted));
+    ui.muteWaves.toggleAttribute('hidden', muted);
+    ui.muteCross.toggleAttribute('hidden', !muted);
+    note('mute', { muted });
+  }
+
+  function toggleFullscreen() {
+    const root = document.documentElement;
+    const done = document.fullscreenElement ? document.exitFullscreen() : root.requestFullscreen && root.requestFullscreen();
+    if (done && done.catch) done.catch(() => {}); // refused (e.g. in a frame): nothing to do
+  }
+
+  // ------------------------------------------------------------ saved progress
+
+  /** Where the viewer left off, per story and export; silently off when storage is unavailable. */
+  const progress = {
+    key: null,
+    init() {
+      this.key = `story-bundle:${story.storyId}:${story.exportedAt}`;
+    },
+    save() {
+      try {
+        window.localStorage.setItem(this.key, JSON.stringify({ path: state.path }));
+      } catch (err) {
+        // file:// with storage off, private mode, quota: the story plays on without it
+      }
+    },
+    /** The saved path if it still walks this story from the root, else null. */
+    load() {
+      let saved = null;
+      try {
+        saved = JSON.parse(window.localStorage.getItem(this.key) || 'null');
+      } catch (err) {
+        return null;
+      }
+      const saved_path = saved && Array.isArray(saved.path) ? saved.path : null;
+      if (!saved_path || saved_path.length === 0 || saved_path.length > MAX_SAVED_PATH) return null;
+      if (saved_path[0] !== story.rootId) return null;
+      for (let i = 1; i < saved_path.length; i += 1) {
+        if (!followers(story.byId.get(saved_path[i - 1])).includes(saved_path[i])) return null;
+      }
+      return saved_path;
+    },
+  };
+
+  /** Scenelets that can follow `scenelet` in a path. */
+  function followers(scenelet) {
+    if (!scenelet) return [];
+    if (scenelet.next.type === 'linear') return story.byId.has(scenelet.next.sceneletId) ? [scenelet.next.sceneletId] : [];
+    if (scenelet.next.type === 'branch') return branchChoices(scenelet).map((c) => c.sceneletId);
+    return [];
+  }
+
   // ----------------------------------------------------------------- the story
 
   /** Abandons the current step: timers, narration and late callbacks. */
@@ -450,7 +605,18 @@
   function startStory() {
     if (state.screen !== 'start') return;
     note('start');
+    state.path = [];
     enterScenelet(story.rootId);
+    ui.story.focus({ preventScroll: true });
+  }
+
+  function continueStory() {
+    const saved = state.screen === 'start' ? progress.load() : null;
+    if (!saved) return;
+    note('continue', { sceneletId: saved[saved.length - 1] });
+    state.path = saved.slice(0, -1);
+    enterScenelet(saved[saved.length - 1]);
+    ui.story.focus({ preventScroll: true });
   }
 
   function enterScenelet(sceneletId) {
@@ -461,9 +627,11 @@
       return;
     }
     state.sceneletId = sceneletId;
+    state.path.push(sceneletId);
+    progress.save();
     setScreen('playing');
     music.setCue(story.cueFor(sceneletId));
-    ui.caption.textContent = scenelet.description;
+    showCaption(scenelet, null);
     note('scenelet', { sceneletId, label: scenelet.label });
     if (scenelet.shots.length === 0) finishScenelet(scenelet);
     else playShot(scenelet, 0);
@@ -476,6 +644,7 @@
     state.shotPos = pos;
     state.phase = 'lead-in';
     showImage(shot.imagePath);
+    showCaption(scenelet, shot);
     const following = scenelet.shots[pos + 1];
     if (following) preloadImage(following.imagePath);
     else if (scenelet.next.type === 'branch') branchChoices(scenelet).forEach((c) => preloadImage(firstImage(c.sceneletId)));
@@ -518,6 +687,57 @@
     );
   }
 
+  /** → : the next shot now (or what follows the scenelet). */
+  function nextShot() {
+    if (state.screen !== 'playing') return;
+    const scenelet = story.byId.get(state.sceneletId);
+    note('next-shot', { sceneletId: scenelet.id, shotIndex: state.shotPos + 1 });
+    unpause({ resumeMusic: true });
+    if (state.shotPos + 1 < scenelet.shots.length) playShot(scenelet, state.shotPos + 1);
+    else finishScenelet(scenelet);
+  }
+
+  /** The caption: the shot's narration script, else the scene description; all of it, scrollable. */
+  function showCaption(scenelet, shot) {
+    const lines = shot && shot.lines.length > 0 ? shot.lines : null;
+    const nodes = [];
+    if (lines) {
+      for (const line of lines) {
+        const p = document.createElement('p');
+        p.className = 'caption__line';
+        if (line.speaker) {
+          const speaker = document.createElement('span');
+          speaker.className = 'caption__speaker';
+          speaker.textContent = line.speaker;
+          const colon = document.createElement('span');
+          colon.className = 'visually-hidden';
+          colon.textContent = ': ';
+          p.append(speaker, colon);
+        }
+        const words = document.createElement('span');
+        words.className = 'caption__text';
+        words.textContent = line.text;
+        p.append(words);
+        nodes.push(p);
+      }
+    } else if (scenelet.description) {
+      const p = document.createElement('p');
+      p.className = 'caption__line caption__line--description';
+      p.textContent = scenelet.description;
+      nodes.push(p);
+    }
+    ui.caption.replaceChildren(...nodes);
+    ui.caption.scrollTop = 0;
+    fitCaption();
+  }
+
+  /** A caption taller than its box scrolls: then it takes keyboard focus too. */
+  function fitCaption() {
+    const scrolls = ui.caption.scrollHeight > ui.caption.clientHeight + 1;
+    if (scrolls) ui.caption.tabIndex = 0;
+    else ui.caption.removeAttribute('tabindex');
+  }
+
   /** Choices whose target is in the bundle, in manifest (script) order. */
   function branchChoices(scenelet) {
     const choices = Array.isArray(scenelet.next.choices) ? scenelet.next.choices : [];
@@ -547,17 +767,22 @@
     ui.choiceList.replaceChildren(...choices.map(renderChoice));
     ui.choiceList.dataset.count = String(choices.length);
     setScreen('choice');
-    const first = ui.choiceList.querySelector('button');
-    if (first) first.focus();
+    // the prompt takes focus, so no card looks chosen before the viewer picks one
+    ui.choicePrompt.focus({ preventScroll: true });
     note('choice', { sceneletId: scenelet.id, choices: state.choices });
     if (scenelet.branchAudioPath) {
       clock.after(TIMING.branchNarrationDelayMs, () => {
         if (token !== epoch) return;
         // the prompt narration is a courtesy: errors are ignored, nothing waits on it
-        branchNarration = new Audio(scenelet.branchAudioPath);
+        branchNarration = new Audio(mediaUrl(scenelet.branchAudioPath));
         branchNarration.volume = NARRATION_VOLUME;
+        branchNarration.muted = state.muted;
         note('branch-narration', { sceneletId: scenelet.id });
-        if (!state.paused) branchNarration.play().catch(() => {});
+        if (!state.paused) {
+          branchNarration.play().catch((err) => {
+            if (refused(err) && token === epoch) soundRefused('branch-narration');
+          });
+        }
       });
     }
   }
@@ -570,20 +795,7 @@
     if (index < 9) button.setAttribute('aria-keyshortcuts', String(index + 1));
     const thumb = document.createElement('span');
     thumb.className = 'choice__thumb';
-    const imagePath = firstImage(choice.sceneletId);
-    if (imagePath) {
-      const img = document.createElement('img');
-      img.alt = '';
-      img.decoding = 'async';
-      img.addEventListener('error', () => {
-        img.remove();
-        thumb.classList.add('is-missing');
-      });
-      img.src = imagePath;
-      thumb.append(img);
-    } else {
-      thumb.classList.add('is-missing');
-    }
+    showThumbnail(thumb, images(choice.sceneletId));
     const key = document.createElement('span');
     key.className = 'choice__key';
     key.setAttribute('aria-hidden', 'true');
@@ -598,14 +810,62 @@
     return item;
   }
 
+  /** The target's first key frame that loads; "No preview" when none does. */
+  function showThumbnail(thumb, candidates) {
+    if (candidates.length === 0) {
+      thumb.classList.add('is-missing');
+      return;
+    }
+    const img = document.createElement('img');
+    img.alt = '';
+    img.decoding = 'async';
+    let at = 0;
+    img.addEventListener('error', () => {
+      at += 1;
+      if (at < candidates.length) {
+        img.src = mediaUrl(candidates[at]);
+      } else {
+        img.remove();
+        thumb.classList.add('is-missing');
+      }
+    });
+    img.src = mediaUrl(candidates[0]);
+    thumb.append(img);
+  }
+
   function choose(index) {
-    if (state.screen !== 'choice' || index < 0 || index >= state.choices.length) return;
+    if (state.screen !== 'choice' || state.confirming || index < 0 || index >= state.choices.length) return;
     const target = state.choices[index];
     note('chosen', { sceneletId: target.sceneletId, index });
     stopBranchNarration();
     unpause({ resumeMusic: true });
     enterScenelet(target.sceneletId);
-    ui.pauseButton.focus({ preventScroll: true });
+    ui.story.focus({ preventScroll: true });
+  }
+
+  /** Position in the path of the latest choice made before the current scenelet, or -1. */
+  function lastChoiceIndex() {
+    for (let i = state.path.length - 2; i >= 0; i -= 1) {
+      const scenelet = story.byId.get(state.path[i]);
+      if (scenelet && scenelet.next.type === 'branch' && branchChoices(scenelet).length > 0) return i;
+    }
+    return -1;
+  }
+
+  function backToLastChoice() {
+    const at = lastChoiceIndex();
+    if (at < 0 || state.confirming || !['playing', 'choice', 'terminal', 'incomplete'].includes(state.screen)) return;
+    const sceneletId = state.path[at];
+    note('back', { sceneletId });
+    unpause({ resumeMusic: false });
+    state.path = state.path.slice(0, at + 1);
+    state.sceneletId = sceneletId;
+    const scenelet = story.byId.get(sceneletId);
+    state.shotPos = scenelet.shots.length - 1;
+    progress.save();
+    music.setCue(story.cueFor(sceneletId));
+    if (scenelet.shots.length > 0) showImage(scenelet.shots[state.shotPos].imagePath);
+    showChoices(scenelet);
   }
 
   function showEnd(kind) {
@@ -616,10 +876,11 @@
     state.choices = [];
     setScreen(kind);
     note(kind, { sceneletId: state.sceneletId });
-    (kind === 'terminal' ? ui.restartButton : ui.incompleteBack).focus();
+    (kind === 'terminal' ? ui.terminalHeading : ui.incompleteHeading).focus({ preventScroll: true });
   }
 
   function goToStart() {
+    closeConfirm();
     abandonStep();
     unpause({ resumeMusic: false });
     music.stopNow();
@@ -627,11 +888,43 @@
     state.shotPos = -1;
     state.phase = null;
     state.choices = [];
-    ui.caption.textContent = '';
+    state.path = [];
+    ui.caption.replaceChildren();
     showImage(firstImage(story.rootId));
     setScreen('start');
     note('title-screen');
-    ui.startButton.focus();
+    (ui.continueButton.hidden ? ui.startButton : ui.continueButton).focus();
+  }
+
+  /** "Title screen" mid-story asks first; from an ending it just goes. */
+  function askToLeave() {
+    if (state.screen !== 'playing' && state.screen !== 'choice') {
+      goToStart();
+      return;
+    }
+    if (state.confirming) return;
+    state.confirming = { wasPaused: state.paused };
+    pause();
+    ui.confirmScreen.hidden = false;
+    ui.choiceScreen.inert = true;
+    ui.controls.inert = true;
+    note('confirm-leave');
+    ui.confirmStay.focus();
+  }
+
+  function closeConfirm() {
+    if (!state.confirming) return false;
+    const { wasPaused } = state.confirming;
+    state.confirming = false;
+    ui.confirmScreen.hidden = true;
+    ui.choiceScreen.inert = false;
+    setScreen(state.screen);
+    return !wasPaused;
+  }
+
+  function stayInStory() {
+    if (closeConfirm()) resume();
+    ui.homeButton.focus();
   }
 
   // ------------------------------------------------------------- pause/resume
@@ -653,7 +946,7 @@
   }
 
   function resume() {
-    if (!state.paused) return;
+    if (!state.paused || state.confirming) return;
     state.paused = false;
     clock.resume();
     if (narration && !narration.settled) narration.play();
@@ -693,7 +986,21 @@
     ui.incompleteScreen.hidden = screen !== 'incomplete';
     ui.errorScreen.hidden = screen !== 'error';
     // the stage is decorative; keep keyboard focus out of whatever is covered
-    ui.controls.inert = screen !== 'playing' && screen !== 'choice';
+    ui.controls.inert = state.confirming || (screen !== 'playing' && screen !== 'choice');
+    const canGoBack = story !== null && lastChoiceIndex() >= 0;
+    ui.backButton.hidden = !canGoBack;
+    for (const button of ui.backToChoice) button.hidden = !canGoBack;
+    ui.nextButton.hidden = screen === 'choice';
+    ui.progress.textContent = state.path.length > 0 ? `Scene ${state.path.length} of this path` : '';
+    if (screen === 'start') renderStartActions();
+  }
+
+  function renderStartActions() {
+    const saved = progress.load();
+    ui.continueButton.hidden = !saved;
+    ui.startLabel.textContent = saved ? 'Start from the beginning' : 'Start';
+    ui.startButton.classList.toggle('button--primary', !saved);
+    ui.startButton.classList.toggle('button--ghost', Boolean(saved));
   }
 
   function setCaptions(on) {
@@ -712,30 +1019,46 @@
 
   function onKeyDown(event) {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (state.confirming) {
+      if (event.key === 'Escape') {
+        event.preventDefault();
+        stayInStory();
+      }
+      return; // the dialog's own buttons take the rest
+    }
     const inStory = state.screen === 'playing' || state.screen === 'choice';
-    if (event.key === ' ' || event.code === 'Space') {
+    const onButton = document.activeElement && document.activeElement.tagName === 'BUTTON';
+    const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+    if (key === ' ') {
+      if (onButton) return; // Space presses the focused button
       if (inStory) {
-        // Space is play/pause everywhere in the story (also when a button has focus)
         event.preventDefault();
         if (!event.repeat) togglePause();
-      } else if (state.screen === 'start' && document.activeElement === document.body) {
+      } else if (state.screen === 'start') {
         event.preventDefault();
         startStory();
       }
       return;
     }
-    if (state.screen === 'choice' && /^[1-9]$/.test(event.key)) {
+    if (state.screen === 'choice' && /^[1-9]$/.test(key)) {
       event.preventDefault();
-      choose(Number(event.key) - 1);
+      choose(Number(key) - 1);
       return;
     }
-    if (inStory && (event.key === 'c' || event.key === 'C')) {
-      setCaptions(!state.captions);
+    const actions = {
+      ArrowRight: nextShot,
+      b: backToLastChoice,
+      c: () => inStory && setCaptions(!state.captions),
+      m: () => setMuted(!state.muted),
+      f: toggleFullscreen,
+    };
+    if (Object.prototype.hasOwnProperty.call(actions, key) && !event.repeat) {
+      if (key === 'ArrowRight' && !inStory) return;
+      event.preventDefault();
+      actions[key]();
       return;
     }
-    if (state.screen === 'start' && event.key === 'Enter' && document.activeElement === document.body) {
-      startStory();
-    }
+    if (state.screen === 'start' && key === 'Enter' && !onButton) startStory();
   }
 
   // ------------------------------------------------------------------ wiring
@@ -748,19 +1071,38 @@
       showError(`The story data in this bundle could not be read (${err && err.message}).`);
       return;
     }
+    progress.init();
     document.title = story.title;
     ui.startTitle.textContent = story.title;
     ui.topbarTitle.textContent = story.title;
     ui.startButton.addEventListener('click', startStory);
+    ui.continueButton.addEventListener('click', continueStory);
     ui.restartButton.addEventListener('click', goToStart);
     ui.incompleteBack.addEventListener('click', goToStart);
-    ui.homeButton.addEventListener('click', goToStart);
+    ui.homeButton.addEventListener('click', askToLeave);
+    ui.confirmStay.addEventListener('click', stayInStory);
+    ui.confirmLeave.addEventListener('click', goToStart);
     ui.pauseButton.addEventListener('click', togglePause);
+    ui.nextButton.addEventListener('click', nextShot);
+    ui.backButton.addEventListener('click', backToLastChoice);
+    for (const button of ui.backToChoice) button.addEventListener('click', backToLastChoice);
     ui.captionsButton.addEventListener('click', () => setCaptions(!state.captions));
+    ui.muteButton.addEventListener('click', () => setMuted(!state.muted));
+    ui.fullscreenButton.addEventListener('click', toggleFullscreen);
+    ui.soundPrompt.addEventListener('click', retrySound);
+    // any click or key press is a gesture that lets sound play again
+    document.addEventListener('click', retrySound, true);
+    document.addEventListener('keydown', (event) => event.key !== 'Escape' && retrySound(), true);
     document.addEventListener('keydown', onKeyDown);
+    document.addEventListener('fullscreenchange', () => {
+      ui.fullscreenButton.setAttribute('aria-pressed', String(Boolean(document.fullscreenElement)));
+    });
+    window.addEventListener('resize', fitCaption);
     showImage(firstImage(story.rootId));
     setScreen('start');
-    ui.startButton.focus();
+    // shown only now, with its handler in place: Start works the moment it is visible
+    ui.startActions.hidden = false;
+    (ui.continueButton.hidden ? ui.startButton : ui.continueButton).focus();
   }
 
   /** Read-only test hook; the page works the same without it. */
@@ -779,6 +1121,11 @@
         phase: state.phase,
         paused: state.paused,
         captions: state.captions,
+        muted: state.muted,
+        soundBlocked: state.soundBlocked,
+        confirming: Boolean(state.confirming),
+        path: state.path.slice(),
+        canGoBack: lastChoiceIndex() >= 0,
         image: state.image,
         imagePath: state.imagePath,
         musicCue: music.current ? music.current.cue : null,

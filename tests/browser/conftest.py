@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, sync_playwright
 
+from tests.browser.bundles import Bundles, build_bundles
+
 CHROMIUM = os.environ.get("BUNDLER_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -85,3 +87,8 @@ def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         return folder
     return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture(scope="session")
+def bundles(pg_admin_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Bundles:
+    return build_bundles(pg_admin_uri, tmp_path_factory)

@@ -116,6 +116,12 @@ def narration_wav(seconds: float = 0.25, rate: int = 8000, pitch: float = 440.0)
     return buffer.getvalue()
 
 
+@cache
+def white_png(width: int = 640, height: int = 360) -> bytes:
+    """A plain white key frame: the hardest background for a light caption."""
+    return _png(width, height, [b"\xff" * (3 * width)] * height)
+
+
 def broken_m4a() -> bytes:
     """Passes the bundler's content sniffing (``ftyp``) but no browser can decode it."""
     ftyp = b"M4A \x00\x00\x02\x00M4A mp42isom"
@@ -127,8 +133,9 @@ def broken_m4a() -> bytes:
 
 @dataclass(frozen=True)
 class ShotSpec:
-    image: str | None = "png"  # "png": real file; "missing": path stored, no file; None: no path
+    image: str | None = "png"  # "png"/"white": real file; "missing": path stored, no file; None: no path
     audio: str | None = "wav"  # "wav": real file; "missing": path stored, no file; "N/A"; None
+    lines: tuple[tuple[str, str], ...] = ()  # the storyboard's narration script: (source, line)
 
 
 @dataclass(frozen=True)
@@ -232,15 +239,21 @@ def create_story(conn: psycopg.Connection, assets_root: Path, spec: StorySpec) -
             image = audio = None
             if shot.image is not None:
                 image = f"{story_id}/shots/{label}/shot-{index}_key_frame.png"
-                if shot.image == "png":
-                    _write(assets_root / image, key_frame_png(scene.palette))
+                if shot.image in ("png", "white"):
+                    _write(assets_root / image, white_png() if shot.image == "white" else key_frame_png(scene.palette))
             if shot.audio == "N/A":
                 audio = "N/A"
             elif shot.audio is not None:
                 audio = f"generated/{story_id}/shots/{label}/{index}_audio.wav"
                 if shot.audio == "wav":
                     _write(assets_root / audio.removeprefix("generated/"), narration_wav())
-            shots.append(NewShot(index, {"framingAndAngle": "wide"}, image, audio))
+            payload = {
+                "framingAndAngle": "wide",
+                "audioAndNarrative": [
+                    {"source": source, "line": line, "type": "monologue"} for source, line in shot.lines
+                ],
+            }
+            shots.append(NewShot(index, payload, image, audio))
         repo.create_scenelet_shots(story_id, built.ids[scene.key], label, int(label.split("-")[1]), shots)
     for cue in spec.cues:
         data = MUSIC_FIXTURE.read_bytes() if cue.playable else broken_m4a()
@@ -327,4 +340,46 @@ DAMAGED = StorySpec(
             terminal=True,
         ),
     ),
+)
+
+
+# A long narration over a white frame (captions), a cue whose name needs URL
+# encoding, and choice targets whose first key frame is gone or that have none.
+LONG_NARRATION = (
+    ("narrator", "The storm had been building all evening, and the light on the point was the only star left."),
+    ("mara", "Grandpa says the lamp never goes out. Not once in forty years, not in any weather, not ever."),
+    ("narrator", "Then, with a sigh like a blown candle, it did, and the dark came in from the sea all at once."),
+    ("keeper", "Mara! The oil store, quickly, before the ships come round the headland and see nothing there."),
+    ("narrator", "She ran, and the stairs went round and round, and the wind screamed at every window she passed."),
+)
+HASH_CUE = "Storm #1"
+CAPTIONED = StorySpec(
+    title="Captions and Edges",
+    scenes=(
+        SceneSpec(
+            "root",
+            "A white room, a long speech.",
+            shots=(ShotSpec(image="white", lines=LONG_NARRATION), ShotSpec(lines=(("narrator", "Choose."),))),
+            prompt="Which way?",
+            palette=2,
+        ),
+        SceneSpec(
+            "lit",
+            "The lit path.",
+            shots=(ShotSpec(), ShotSpec()),  # the first key frame is removed from the bundle by the test
+            parent="root",
+            choice_label="Take the lit path",
+            terminal=True,
+            palette=3,
+        ),
+        SceneSpec(
+            "dark",
+            "The dark path.",
+            shots=(ShotSpec(image=None),),  # narration only: no thumbnail at all
+            parent="root",
+            choice_label="Take the dark path",
+            terminal=True,
+        ),
+    ),
+    cues=(CueSpec(HASH_CUE, ("root",)),),
 )

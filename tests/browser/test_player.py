@@ -10,146 +10,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import psycopg
 import pytest
 from playwright.sync_api import Page, Route, ViewportSize
 
-from bundler import api
-from tests.browser.stories import (
-    DAMAGED,
-    HOSTILE,
-    LANTERN,
-    XSS_CUE,
-    XSS_IMG,
-    XSS_SCRIPT,
-    BuiltStory,
-    StorySpec,
-    create_story,
+from tests.browser.bundles import (
+    Bundles,
+    assert_no_csp_violations,
+    events,
+    open_bundle,
+    pause_when,
+    shot,
+    state,
+    wait_for,
+    wait_for_choice_images,
 )
-from tests.conftest import new_database
+from tests.browser.stories import HOSTILE, LANTERN, XSS_CUE, XSS_IMG, XSS_SCRIPT
 
 pytestmark = pytest.mark.browser
-
-SPEED = 25  # divides the player's waits: a 4 s hold becomes 160 ms
-EXPORTED_AT = "2026-02-02T00:00:00Z"
-
-
-@dataclass
-class Bundle:
-    story: BuiltStory
-    path: Path
-
-    @property
-    def manifest(self) -> dict[str, Any]:
-        return json.loads((self.path / "manifest.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
-
-    def url(self, speed: float = SPEED) -> str:
-        return f"{(self.path / 'index.html').as_uri()}?speed={speed}"
-
-    def scenelet(self, key: str) -> dict[str, Any]:
-        uid = self.story.id(key)
-        return next(s for s in self.manifest["scenelets"] if s["id"] == uid)
-
-    def first_image(self, key: str) -> str:
-        return next(s["imagePath"] for s in self.scenelet(key)["shots"] if s["imagePath"])  # type: ignore[no-any-return]
-
-
-@dataclass
-class Bundles:
-    lantern: Bundle
-    hostile: Bundle
-    damaged: Bundle
-
-
-@pytest.fixture(scope="module")
-def bundles(pg_admin_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Bundles:
-    """The three test stories, written to one database and assembled once for the module."""
-    database = new_database(pg_admin_uri)
-    work = tmp_path_factory.mktemp("player-bundles")
-    assets, out = work / "assets", work / "out"
-    assets.mkdir()
-
-    def build(spec: StorySpec) -> Bundle:
-        with psycopg.connect(database.conninfo, autocommit=True) as conn:
-            story = create_story(conn, assets, spec)
-        report = api.assemble(
-            story.story_id, database=database, assets_root=assets, out_dir=out, exported_at=EXPORTED_AT
-        )
-        assert report.ok, report.problems
-        assert report.bundle_path is not None
-        return Bundle(story, report.bundle_path)
-
-    result = Bundles(build(LANTERN), build(HOSTILE), build(DAMAGED))
-    # damage the assembled bundle the way a bad copy would: a key frame and a
-    # narration file that the manifest still lists are gone
-    damaged = result.damaged.scenelet("root")["shots"]
-    (result.damaged.path / damaged[1]["imagePath"]).unlink()
-    (result.damaged.path / damaged[2]["audioPath"]).unlink()
-    return result
-
-
-# ------------------------------------------------------------------ helpers
-
-
-def open_bundle(page: Page, bundle: Bundle, speed: float = SPEED) -> None:
-    page.goto(bundle.url(speed))
-    page.wait_for_function("() => window.__player && window.__player.state().screen === 'start'")
-
-
-def state(page: Page) -> dict[str, Any]:
-    return page.evaluate("window.__player.state()")  # type: ignore[no-any-return]
-
-
-def events(page: Page, kind: str | None = None) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = page.evaluate("window.__player.events()")
-    return [e for e in found if kind is None or e["type"] == kind]
-
-
-def wait_for(page: Page, condition: str, timeout: float = 10_000) -> None:
-    """Waits until ``condition`` (JS over ``s``, the player state) holds."""
-    page.wait_for_function(f"() => {{ const s = window.__player.state(); return {condition}; }}", timeout=timeout)
-
-
-def pause_when(page: Page, condition: str, via: str) -> None:
-    """Pauses in the animation frame where ``condition`` first holds.
-
-    A click or key press sent from here could arrive after a short wait is
-    already over, so the pause is triggered inside the page: a click on the
-    pause button, or a Space keydown.
-    """
-    action = {
-        "button": "document.getElementById('pause-button').click()",
-        "key": "document.dispatchEvent(new KeyboardEvent('keydown', {key: ' ', code: 'Space', bubbles: true}))",
-    }[via]
-    page.evaluate(
-        f"""() => new Promise((resolve) => {{
-            const tick = () => {{
-                const s = window.__player.state();
-                if ({condition}) {{ {action}; resolve(); }} else requestAnimationFrame(tick);
-            }};
-            tick();
-        }})"""
-    )
-    assert state(page)["paused"]
-
-
-def assert_no_csp_violations(page: Page) -> None:
-    assert page.evaluate("window.__cspViolations") == []
-
-
-def wait_for_choice_images(page: Page) -> None:
-    page.wait_for_function("() => [...document.querySelectorAll('#choice-list img')].every((img) => img.complete)")
-
-
-def shot(page: Page, folder: Path, name: str) -> Path:
-    target = folder / name
-    page.screenshot(path=str(target))
-    return target
-
 
 # ------------------------------------------------------------------ tests
 
@@ -214,7 +93,8 @@ def test_linear_branch_terminal_and_start_over(page: Page, bundles: Bundles, scr
     assert labels == ["Climb the lighthouse", "Row out to the light"]
     thumbs = page.locator("#choice-list img").evaluate_all("(imgs) => imgs.map((i) => i.getAttribute('src'))")
     assert thumbs == [lantern.first_image("tower"), lantern.first_image("boat")]
-    assert page.evaluate("document.activeElement.textContent").endswith("Climb the lighthouse")
+    # focus is on the prompt, not on a card that would look chosen
+    assert page.evaluate("document.activeElement.id") == "choice-prompt"
 
     # music: one cue for both scenelets (never restarted), still playing during the choice
     assert [e["cue"] for e in events(page, "music")] == ["Harbor Night"]
@@ -234,7 +114,7 @@ def test_linear_branch_terminal_and_start_over(page: Page, bundles: Bundles, scr
     shot(page, screenshot_dir, "terminal.png")
     restart = page.locator("#restart-button")
     assert restart.is_visible() and restart.text_content().strip() == "Start Over"  # type: ignore[union-attr]
-    assert page.evaluate("document.activeElement.id") == "restart-button"
+    assert page.evaluate("document.activeElement.id") == "terminal-heading"
     restart.click()
     wait_for(page, "s.screen === 'start' && s.sceneletId === null")
     assert page.locator("#start-screen").is_visible() and not page.locator("#terminal-screen").is_visible()
@@ -249,6 +129,7 @@ def test_incomplete_path_by_keyboard_and_broken_music(page: Page, bundles: Bundl
     open_bundle(page, lantern)
     page.keyboard.press("Enter")  # the Start button has focus
     wait_for(page, "s.screen === 'choice'")
+    page.keyboard.press("Tab")
     page.keyboard.press("Tab")
     focused = page.evaluate("document.activeElement.textContent")
     assert focused.endswith("Row out to the light")
@@ -300,6 +181,7 @@ def test_pause_and_resume_hold_the_story(page: Page, bundles: Bundles) -> None:
     wait_for(page, "s.screen === 'choice' && !s.paused")
 
     # the choice screen pauses too (music, branch narration), with real key presses
+    assert page.evaluate("document.activeElement.id") == "choice-prompt"  # not a button: Space pauses
     page.keyboard.press("Space")
     assert state(page)["paused"] and not state(page)["musicPlaying"]
     page.keyboard.press("Space")
@@ -330,10 +212,11 @@ def test_missing_and_broken_media_never_stop_playback(page: Page, bundles: Bundl
     # the title screen's key frame (shot 2's, the first one listed) is gone: placeholder
     wait_for(page, "s.image === 'error'")
     assert page.locator("#placeholder").is_visible()
+    assert not page.locator(".placeholder__text").is_visible()  # a title card, not an error message
     page.click("#start-button")
 
     wait_for(page, "s.shotIndex === 1 && s.image === 'none'")
-    assert page.locator("#placeholder").is_visible()
+    assert page.locator("#placeholder").is_visible() and page.locator(".placeholder__text").is_visible()
     pause_when(page, "s.shotIndex === 2 && s.image === 'error'", via="key")
     assert page.locator("#placeholder").is_visible()
     shot(page, screenshot_dir, "missing-image.png")
@@ -360,7 +243,7 @@ def test_story_text_is_never_markup(page: Page, bundles: Bundles) -> None:
     assert XSS_SCRIPT in page.title()
     page.click("#start-button")
     wait_for(page, "s.screen === 'playing' && s.musicCue !== null")
-    assert page.locator("#cue").text_content() == XSS_CUE
+    assert page.locator("#cue-name").text_content() == XSS_CUE
     assert XSS_SCRIPT in (page.locator("#caption").text_content() or "")
     wait_for(page, "s.screen === 'choice'")
     prompt = page.locator("#choice-prompt").text_content()
