@@ -64,11 +64,12 @@ def _loads_or_none(text: str) -> Any:
         return text  # reported by the caller as "not an object"
 
 
-_FORBIDDEN = re.compile(r'[\\/:*?"<>|]')
+# DESIGN §3; `#` and `%` too, so every bundle path stays a plain URL segment once percent-encoded
+_FORBIDDEN = re.compile(r'[\\/:*?"<>|#%\x00-\x1f\x7f-\x9f]')
 
 
 def sanitize_cue_file_name(cue_name: str) -> str:
-    """``\\ / : * ? " < > |`` become ``-``, whitespace runs collapse, ends trimmed."""
+    """``\\ / : * ? " < > | # %`` and control characters become ``-``, whitespace runs collapse, ends trimmed."""
     cleaned = " ".join(_FORBIDDEN.sub("-", cue_name).split())
     return cleaned or "music-cue"
 
