@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bundler import texts_record
 from bundler.copying import Progress
 from bundler.manifest import MANIFEST_NAME, PLAYER_NAME, SUMS_NAME, FileEntry, dumps, manifest_document, sha256sums
 from bundler.plan.types import BundlePlan, FileCopy
@@ -99,6 +100,7 @@ class _Texts:
         self.staging = staging
         self.previous = previous
         self.pending: dict[str, bytes | None] = {}  # name -> bytes to write, or None: link the old file
+        self.entries: list[FileEntry] = []
 
     @property
     def unchanged(self) -> bool:
@@ -108,6 +110,7 @@ class _Texts:
         data = text.encode("utf-8")
         del text  # the caller's temporary: at most one copy of a large document alive
         entry = FileEntry(name, len(data), hashlib.sha256(data).hexdigest(), media_type)
+        self.entries.append(entry)
         if self.previous is None:
             (self.staging / name).write_bytes(data)
         else:
@@ -171,17 +174,24 @@ def build_bundle(
 
     texts = _Texts(staging, None)
     rendered: list[FileEntry] | None = None
+    key: bytes | None = None
     if previous is not None:
         current = run_adaptive(copies, lambda c: source.current(c, f"{previous_text}/{c.target}"), jobs)
-        if all(current) and exact_tree(previous, {c.target for c in copies} | {PLAYER_NAME, MANIFEST_NAME, SUMS_NAME}):
+        if all(current) and exact_tree(previous, {c.target for c in copies} | set(texts_record.TEXTS)):
             media = [entry for entry in current if entry is not None]
-            texts = _Texts(staging, previous)
-            rendered = _render(plan, media, texts)
-            if texts.unchanged:
+            key = texts_record.texts_key(plan, media)
+            kept = texts_record.cached(previous, key)  # the texts, proven current without rendering them
+            if kept is None:
+                texts = _Texts(staging, previous)
+                rendered = _render(plan, media, texts)
+                if texts.unchanged:
+                    kept = texts.entries
+                    texts_record.store(previous, key, kept)
+            if kept is not None:
                 (staging / UNCHANGED_MARK).touch()
                 if progress:
                     progress(sum(entry.bytes for entry in media))
-                return rendered
+                return [*media, kept[0]]  # the player, as rendered would return it
 
     make_folders(staging, copies)
 
@@ -197,6 +207,9 @@ def build_bundle(
     media = run_tuned(copies, one, jobs, lambda copy: copy.source.size)
     if rendered is not None and rendered[: len(media)] == media:
         texts.flush()  # rendered from these very entries already
-        return rendered
-    texts = _Texts(staging, None)
-    return _render(plan, media, texts)
+    else:
+        texts = _Texts(staging, None)
+        rendered = _render(plan, media, texts)
+        key = texts_record.texts_key(plan, media)
+    texts_record.store(staging, key, texts.entries)
+    return rendered
