@@ -5,7 +5,9 @@ Unchanged media of the bundle being replaced is hard-linked instead of copied
 (``bundler.copying``). When nothing changed at all (every record matches, the
 rendered texts are byte-identical and the bundle holds nothing else) the
 previous bundle already is the new one and is kept as it is: no folders, links
-or deletions (``build_bundle``, ``UNCHANGED_MARK``).
+or deletions (``build_bundle``, ``UNCHANGED_MARK``). The texts need not even be
+rendered for that when the bundle's own record proves them current
+(``bundler.texts_record``).
 """
 
 from __future__ import annotations
