@@ -49,5 +49,4 @@ class Shard:
 
 def shard_of(story_id: str, count: int) -> int:
     """The 1-based shard of ``story_id`` (canonical UUID text) among ``count``."""
-    digest = hashlib.sha256(story_id.encode("ascii")).digest()
-    return int.from_bytes(digest[:8], "big") % count + 1
+    return int(hashlib.sha256(story_id.encode("ascii")).hexdigest(), 16) % count + 1

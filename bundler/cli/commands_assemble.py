@@ -188,8 +188,14 @@ def _resolve_stories(
     if all_stories:
         from bundler.db.listing import list_stories
 
+        from bundler.errors import InputError
+
         with connection(target) as conn:
-            ids = [row.story_id for row in list_stories(conn) if shard is None or shard.takes(row.story_id)]
+            every = [row.story_id for row in list_stories(conn)]
+        if not every:
+            raise InputError("No stories found in the database.")
+        # a shard may hold none of them (more jobs than stories): nothing to do is not a failure
+        ids = [story_id for story_id in every if shard is None or shard.takes(story_id)]
     return target, list(dict.fromkeys(ids))
 
 
