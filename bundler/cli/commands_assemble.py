@@ -187,7 +187,6 @@ def _resolve_stories(
     target = resolve_target(database_url)
     if all_stories:
         from bundler.db.listing import list_stories
-
         from bundler.errors import InputError
 
         with connection(target) as conn:
