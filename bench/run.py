@@ -691,6 +691,10 @@ def main() -> int:
         report = Report()
         step(f"assemble vs cp -r ({REPS}x), re-assemble ({REPS}x)")
         bench_assemble(server, env, medium, report)
+        step("assemble from a loopback S3 server, publish, re-publish")
+        from s3bench import bench_s3
+
+        bench_s3(env, medium, assets, WORK, lambda e, *a: timed_bundler(server, e, *a), median, Row, report)
         step(f"check vs psql \\copy ({REPS}x)")
         bench_check(server, env, large, medium, report)
         step("assemble of the large story (memory)")
