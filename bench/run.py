@@ -50,6 +50,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
+from player_load import PLAYER, measure_player  # noqa: E402
 from synth import Generated, Shape, generate  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
@@ -462,6 +463,39 @@ def bench_large_assemble(server: Server, env: dict[str, str], large: Generated, 
     shutil.rmtree(out, ignore_errors=True)
 
 
+def bench_player(server: Server, env: dict[str, str], story: Generated, report: Report) -> None:
+    """The player of a 10,000-scenelet / 30,000-shot bundle in Chromium (bench/player_load.py)."""
+    out = WORK / "out-player"
+    timed_bundler(server, env, "assemble", story.story_id, "--out", str(out))
+    figures = measure_player(out / story.story_id / "index.html", REPS)
+    name = f"player, {story.shape.name} ({figures.html_mb:.1f} MB index.html)"
+    report.rows.append(
+        Row(
+            f"{name}: time to interactive",
+            f"{figures.interactive / 1000:.2f} s",
+            "",
+            "",
+            "<= 1.5 s",
+            figures.interactive <= 1500,
+        )
+    )
+    report.rows.append(
+        Row(
+            f"{name}: longest main-thread task after that",
+            f"{figures.longest_task:.0f} ms",
+            "",
+            "",
+            "<= 200 ms",
+            figures.tasks_over_200_ms == 0,
+        )
+    )
+    report.details["player"] = {
+        "interactive_ms": [round(v) for v in figures.interactive_ms],
+        "longest_task_after_ms": [round(v) for v in figures.longest_task_after_ms],
+    }
+    shutil.rmtree(out, ignore_errors=True)
+
+
 def bench_help(env: dict[str, str], report: Report) -> None:
     python = sys.executable
     helps = [run([BUNDLER, "--help"], env) for _ in range(HELP_REPS)]
@@ -687,6 +721,8 @@ def main() -> int:
             medium = generate(conn, MEDIUM, assets, seed=1)
             step(f"generating the {LARGE.name} story")
             large = generate(conn, LARGE, assets, seed=2)
+            step(f"generating the {PLAYER.name} story")
+            player = generate(conn, PLAYER, assets, seed=3)
         env = bundler_env(server, assets)
         report = Report()
         step(f"assemble vs cp -r ({REPS}x), re-assemble ({REPS}x)")
@@ -699,6 +735,8 @@ def main() -> int:
         bench_check(server, env, large, medium, report)
         step("assemble of the large story (memory)")
         bench_large_assemble(server, env, large, report)
+        step(f"player in Chromium ({REPS}x)")
+        bench_player(server, env, player, report)
         step(f"bundler --help ({HELP_REPS}x)")
         bench_help(env, report)
         step("phase timings and a profile")
@@ -706,7 +744,8 @@ def main() -> int:
         report.sections.extend(sections)
         details = machine(server)
         details["load average before / after"] = f"{load_before} / {loadavg()}"
-        text = render(report, {MEDIUM.name: medium, LARGE.name: large}, details, (time.perf_counter() - began) / 60)
+        shapes = {MEDIUM.name: medium, LARGE.name: large, PLAYER.name: player}
+        text = render(report, shapes, details, (time.perf_counter() - began) / 60)
         RESULTS.write_text(text, encoding="utf-8")
         print()
         print(text)

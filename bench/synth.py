@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import psycopg
@@ -43,6 +43,7 @@ class Shape:
     # shots (the first N of each scenelet) whose key frame and narration exist on disk;
     # the others are storyboarded but not rendered yet: key frame NULL, narration 'N/A'
     media_shots: int
+    narration_lines: int = 0  # entries of each shot's storyboard audioAndNarrative (captions)
 
     @property
     def shots(self) -> int:
@@ -255,7 +256,15 @@ def generate(conn: psycopg.Connection, shape: Shape, assets_root: Path, seed: in
                 "copy shots (story_id, scenelet_ref, scenelet_id, scenelet_sequence, shot_index, storyboard_payload, "
                 "key_frame_image_path, audio_file_path, created_at, updated_at) from stdin"
             ) as copy:
-                payload = json.dumps({"framingAndAngle": "wide", "characterActionAndEmotion": "x" * 200})
+                line = "the lamp went dark. " * 5  # ~100 characters, like the example story's lines
+                narration = [
+                    {"source": "narrator" if n % 2 == 0 else "mara", "line": f"Line {n + 1}: {line}"}
+                    for n in range(shape.narration_lines)
+                ]
+                storyboard: dict[str, Any] = {"framingAndAngle": "wide", "characterActionAndEmotion": "x" * 200}
+                if narration:
+                    storyboard["audioAndNarrative"] = narration
+                payload = json.dumps(storyboard)
                 for node in scenelets:
                     sequence = labels[node.id]
                     for index in range(1, shape.shots_per_scenelet + 1):

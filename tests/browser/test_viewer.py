@@ -55,6 +55,7 @@ def test_back_to_last_choice_from_both_endings_and_during_play(page: Page, bundl
     page.click("#start-button")
     wait_for(page, "s.screen === 'playing'")
     assert not state(page)["canGoBack"] and not page.locator("#back-button").is_visible()  # no choice yet
+    assert page.locator("#progress").text_content() == "Scene 1 of this path"
     wait_for(page, "s.screen === 'choice'")
 
     page.keyboard.press("1")
@@ -66,6 +67,8 @@ def test_back_to_last_choice_from_both_endings_and_during_play(page: Page, bundl
     page.keyboard.press("2")
     pause_when(page, f"s.sceneletId === '{ids['boat']}'", via="button")  # during play: the control
     assert page.locator("#back-button").is_visible()
+    assert page.locator("#progress").text_content() == "Scene 3 of this path"
+    assert page.locator("#cue").evaluate("(c) => c.closest('header, main, nav') !== null")  # inside a landmark
     page.click("#back-button")
     wait_for(page, f"s.screen === 'choice' && !s.paused && s.sceneletId === '{ids['signal']}'")
 
@@ -259,6 +262,29 @@ def test_refused_sound_shows_a_prompt_and_a_click_recovers(new_page: Callable[..
     assert state(page)["screen"] == "playing"
 
 
+def test_a_cue_that_failed_is_tried_again_on_the_next_scene(new_page: Callable[..., Page], bundles: Bundles) -> None:
+    lantern = bundles.lantern
+    ids = lantern.story.ids
+    page = new_page()
+    page.add_init_script(
+        "const play = HTMLMediaElement.prototype.play; window.__failMusic = true;"
+        "HTMLMediaElement.prototype.play = function () {"
+        "  if (window.__failMusic && (this.currentSrc || this.src).endsWith('.m4a'))"
+        "    return Promise.reject(new DOMException('no decoder today', 'NotSupportedError'));"
+        "  return play.call(this);"
+        "};"
+    )
+    open_bundle(page, lantern, speed=5)
+    page.click("#start-button")
+    page.wait_for_function("() => window.__player.events().some((e) => e.type === 'music-failed')")
+    assert state(page)["sceneletId"] == ids["harbor"] and not state(page)["musicPlaying"]
+    assert not state(page)["soundBlocked"]  # a broken cue is no autoplay refusal
+    page.evaluate("window.__failMusic = false")
+    # the signal scene shares the cue: tried again there, and it plays
+    wait_for(page, f"s.sceneletId === '{ids['signal']}' && s.musicCue === 'Harbor Night' && s.musicPlaying")
+    assert [e["cue"] for e in events(page, "music")] == ["Harbor Night", "Harbor Night"]
+
+
 def test_a_cue_whose_name_needs_encoding_plays(page: Page, bundles: Bundles) -> None:
     captioned = bundles.captioned
     (cue,) = captioned.manifest["music"]["cues"]
@@ -310,6 +336,9 @@ def test_keyboard_only_play_through(page: Page, bundles: Bundles) -> None:
     assert state(page)["captions"]
     page.keyboard.press("Space")  # not on a button: pause
     assert state(page)["paused"] and page.locator("#paused-badge").is_visible()
+    # the badge shows what the next press does (play), and the push-in waits too
+    assert page.locator("#paused-badge path").get_attribute("d") == page.locator("#icon-play path").get_attribute("d")
+    assert page.locator(".frame.is-visible").evaluate("(f) => getComputedStyle(f).animationPlayState") == "paused"
     page.keyboard.press("Space")
     assert not state(page)["paused"]
 
