@@ -35,7 +35,7 @@ class Analysis:
     snapshot: StorySnapshot
     tree: StoryTree
     shots_by_ref: Mapping[str, tuple[ShotRecord, ...]]  # scenelet_ref -> shots by shot_index
-    stored_labels: Mapping[str, frozenset[tuple[str, int]]]  # scenelet_ref -> (label, sequence) its shots store
+    stored_labels: Mapping[str, tuple[tuple[str, int], ...]]  # scenelet_ref -> (label, sequence) pairs of its shots
     cues: tuple[RawCue, ...]
     paths: Mapping[str | None, StoredPath]  # every stored path the plan may use, judged once
     requests: frozenset[MediaRequest]
@@ -104,7 +104,7 @@ def analyze(snapshot: StorySnapshot) -> Analysis:
         snapshot,
         tree,
         shots_by_ref,
-        {ref: frozenset(pairs) for ref, pairs in labels.items()},
+        {ref: tuple(sorted(pairs)) for ref, pairs in labels.items()},  # tuples: a quarter of a set's memory
         cues,
         paths,
         frozenset(requests),
@@ -193,7 +193,7 @@ class _Planner:
     def check_labels(self, scenelet_id: str) -> None:
         label = self.tree.labels[scenelet_id]
         sequence = int(label.removeprefix("scenelet-"))
-        drifted = sorted(self.analysis.stored_labels.get(scenelet_id, frozenset()) - {(label, sequence)})
+        drifted = [pair for pair in self.analysis.stored_labels.get(scenelet_id, ()) if pair != (label, sequence)]
         for stored_label, stored_sequence in drifted:
             self.problems.append(
                 warning(
