@@ -40,9 +40,9 @@ from bundler.db.repository import STORY_COLUMNS
 from bundler.errors import StoryNotFoundError
 from bundler.models import SceneletRecord, ShotGroup, ShotRecord, StoryRecord, StorySnapshot
 
-# the columns of SceneletRecord; content reduced to its description (see the module docstring)
+# the columns of SceneletRecord but story_id (the story's own, shared); content reduced to its description
 SCENELET_QUERY = (
-    "select id::text, story_id::text, parent_id::text, choice_label_from_parent, choice_prompt, "
+    "select id::text, parent_id::text, choice_label_from_parent, choice_prompt, "
     "case when jsonb_typeof(content -> 'description') = 'string' then content ->> 'description' end, "
     "is_branch_point, is_terminal_node, branch_audio_file_path, created_at "
     "from scenelets where story_id = %s order by created_at, id"
@@ -103,8 +103,8 @@ def load_snapshot(conn: psycopg.Connection, story_id: str) -> StorySnapshot:
             raise StoryNotFoundError(story_id)
         with conn.cursor(binary=True) as cur:
             scenelets = [
-                SceneletRecord(id_, owner, parent, label, prompt, {} if text is None else {"description": text}, *rest)
-                for id_, owner, parent, label, prompt, text, *rest in cur.execute(SCENELET_QUERY, (story_id,))
+                SceneletRecord(id_, story.id, parent, label, prompt, {"description": text} if text else {}, *rest)
+                for id_, parent, label, prompt, text, *rest in cur.execute(SCENELET_QUERY, (story_id,))
             ]
         groups = tuple(_shot_groups(conn, story.id))
     return StorySnapshot(story, tuple(scenelets), groups)
