@@ -33,6 +33,7 @@ import json
 import os
 import stat
 import struct
+import sys
 from collections.abc import Sequence
 from contextlib import suppress
 from functools import cache
@@ -51,6 +52,17 @@ _RECORD = struct.Struct("<B32s" + "32s" * len(TEXTS))  # version, key, then each
 
 _RENDERING_MODULES = ("bundler.build", "bundler.manifest", "bundler.player", "bundler.plan.types", __name__)
 _PLAYER_FILES = ("player.html", "player.js", "player.css")
+_JSON_LIBRARIES = ("orjson",)
+
+
+def _library_version(name: str) -> bytes:
+    module = sys.modules.get(name)
+    if module is None:
+        try:
+            module = __import__(name)
+        except ImportError:
+            return b"-"
+    return f"{name} {getattr(module, '__version__', '?')}".encode()
 
 
 @cache
@@ -58,13 +70,15 @@ def _renderer() -> bytes | None:
     """Digest of everything besides the plan that the texts depend on; None if it cannot be read.
 
     The source of the rendering modules is part of it, so an edited checkout (same version
-    number, different output) never keeps texts rendered by the old code.
+    number, different output) never keeps texts rendered by the old code; so are the Python
+    version (its ``json`` module writes the player's data) and any JSON library's version.
     """
     from importlib import import_module
 
     digest = hashlib.sha256(__version__.encode())
     try:
-        parts = [Path(import_module(name).__file__ or "").read_bytes() for name in _RENDERING_MODULES]
+        parts = [sys.version.encode(), *(_library_version(name) for name in _JSON_LIBRARIES)]
+        parts += [Path(import_module(name).__file__ or "").read_bytes() for name in _RENDERING_MODULES]
         parts += [files("bundler.player").joinpath(name).read_bytes() for name in _PLAYER_FILES]
     except (OSError, TypeError, ValueError):
         return None
