@@ -88,16 +88,33 @@ def _renderer() -> bytes | None:
     return digest.digest()
 
 
+_BATCH = 1024  # list items per JSON text hashed
+
+
 def texts_key(plan: BundlePlan, media: Sequence[FileEntry]) -> bytes | None:
-    """What the three texts of a bundle of ``plan`` with these media files are a function of."""
+    """What the three texts of a bundle of ``plan`` with these media files are a function of.
+
+    The manifest document (with the media entries) is hashed as compact JSON, its long
+    lists a batch of items at a time: at 100,000 shots one JSON text of it all would be
+    tens of MB held at once. Each text is self-delimiting and every list's length is
+    hashed, so different documents give different input to the hash.
+    """
     renderer = _renderer()
     if renderer is None:
         return None
+    digest = hashlib.sha256(renderer)
+    encode = json.JSONEncoder(separators=(",", ":")).encode  # ASCII, the C encoder
     try:
-        document = json.dumps(manifest_document(plan, media), separators=(",", ":"))  # ASCII, C encoder
+        for name, value in manifest_document(plan, media).items():
+            if isinstance(value, list):
+                digest.update(f"{encode(name)}[{len(value)}\n".encode())
+                for start in range(0, len(value), _BATCH):
+                    digest.update(encode(value[start : start + _BATCH]).encode("ascii") + b"\n")
+            else:
+                digest.update(f"{encode(name)}:{encode(value)}\n".encode("ascii"))
     except (TypeError, ValueError):
         return None
-    return hashlib.sha256(renderer + document.encode("ascii")).digest()
+    return digest.digest()
 
 
 def store(folder: Path, key: bytes | None, texts: Sequence[FileEntry]) -> None:
