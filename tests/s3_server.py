@@ -7,7 +7,7 @@ import itertools
 import os
 import threading
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,9 @@ class S3Server(ThreadedMotoServer):  # type: ignore[misc]
         super().__init__("127.0.0.1", 0, verbose=False)
         self.requests: list[Request] = []
         self.lock = threading.Lock()
+        # transient faults, each used once: whole GETs of these paths ("/bucket/key") fail
+        self.unavailable_once: set[str] = set()  # answered 503 Slow Down
+        self.cut_once: set[str] = set()  # the connection drops halfway through the body
 
     def _server_entry(self) -> None:
         app = DomainDispatcherApplication(create_backend_app)
@@ -54,7 +57,14 @@ class S3Server(ThreadedMotoServer):  # type: ignore[misc]
             )
             with self.lock:
                 self.requests.append(request)
-            return app(environ, start_response)  # type: ignore[no-any-return]
+                whole_get = request.method == "GET" and not request.range and not request.query
+                unavailable = whole_get and _take(self.unavailable_once, request.path)
+                cut = whole_get and _take(self.cut_once, request.path)
+            if unavailable:
+                start_response("503 Slow Down", [("Content-Length", "0")])
+                return [b""]
+            body = app(environ, start_response)
+            return _cut_halfway(body) if cut else body  # type: ignore[no-any-return]
 
         self._server = make_server(self._ip_address, self._port, logged, True, request_handler=_QuietHandler)
         self._server_ready_event.set()
@@ -124,3 +134,17 @@ class S3Server(ThreadedMotoServer):  # type: ignore[misc]
     def mark(self) -> int:
         with self.lock:
             return len(self.requests)
+
+
+def _take(paths: set[str], path: str) -> bool:
+    if path in paths:
+        paths.discard(path)
+        return True
+    return False
+
+
+def _cut_halfway(body: Iterable[bytes]) -> Iterator[bytes]:
+    """Send half of the body, then fail: the server drops the connection mid-response."""
+    data = b"".join(body)
+    yield data[: len(data) // 2]
+    raise ConnectionAbortedError("fault injected by the test server: connection cut mid-body")

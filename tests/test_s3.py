@@ -411,3 +411,32 @@ def test_without_the_s3_extra_the_error_names_it(story: StoryBuilder, database: 
         == ["error: S3 storage needs the optional extra: pip install 'bundler[s3]' (obstore)."]
         or "bundler[s3]" in result.stderr
     )
+
+
+def test_transient_failures_are_retried(
+    story: StoryBuilder,
+    database: DatabaseTarget,
+    assets_root: Path,
+    tmp_path: Path,
+    s3_server: S3Server,
+    s3_bucket: str,
+) -> None:
+    root = mirror(s3_server, s3_bucket, assets_root)
+    keys = [k for k in s3_server.keys(s3_bucket, "media/") if k.endswith(".wav")]
+    s3_server.unavailable_once.add(f"/{s3_bucket}/{keys[0]}")
+    s3_server.cut_once.add(f"/{s3_bucket}/{keys[1]}")
+    mark = s3_server.mark()
+    remote = api.assemble(
+        story.story_id, database=database, assets_root=root, out_dir=tmp_path / "bucket", exported_at=EXPORTED_AT
+    )
+    assert remote.ok, remote.problems
+    assert not s3_server.unavailable_once and not s3_server.cut_once  # both faults happened
+    requests = s3_server.since(mark)
+    unavailable, cut = (f"/{s3_bucket}/{key}" for key in keys[:2])
+    assert [r.range for r in requests if r.path == unavailable and not r.query][1:] == [None, None]  # 503, again
+    resumed = [r.range for r in requests if r.path == cut and not r.query][1:]  # the check, then the copy
+    assert resumed[0] is None and resumed[1] is not None and not resumed[1].startswith("bytes=0-")  # the rest
+    api.assemble(
+        story.story_id, database=database, assets_root=assets_root, out_dir=tmp_path / "disk", exported_at=EXPORTED_AT
+    )
+    assert tree_files(tmp_path / "bucket" / story.story_id) == tree_files(tmp_path / "disk" / story.story_id)

@@ -41,7 +41,6 @@ POINTER_NAME = "current.json"
 POINTER_FORMAT = "story-bundle-pointer"
 VERSION_DIGITS = 16
 _CHUNK = 1 << 20
-_ATTEMPTS = 3  # whole-object retries of a download cut off mid-stream (the client retries requests)
 
 
 def _workers(jobs: int) -> int:
@@ -69,10 +68,13 @@ class RangedObject:
         for (start, stop), data in self.extra.items():
             if start <= offset and end <= stop:
                 return data[offset - start : end - start]
-        # reading near the end (PNG IEND, a trailing moov box): fetch a whole tail window at once
-        start = max(len(self.head), min(offset, self.info.size - HEAD_WINDOW))
-        data, _ = self.client.read_range(self.key, start, self.info.size)
-        self.extra[(start, self.info.size)] = data
+        # one more window: the file's last one when the read is near the end (PNG IEND, a trailing
+        # moov box), so later reads there are free; else the window starting at the read
+        size = self.info.size
+        start = min(offset, max(0, size - HEAD_WINDOW))
+        stop = min(size, max(end, start + HEAD_WINDOW))
+        data, _ = self.client.read_range(self.key, start, stop)
+        self.extra[(start, start + len(data))] = data
         return data[offset - start : end - start]
 
 
@@ -132,20 +134,11 @@ class S3Source(MediaSource):
         where = f"{S3Url(self.url.bucket, source.key)}"
         fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         try:
-            for attempt in range(1, _ATTEMPTS + 1):
-                try:
-                    sha, size = self._download(fd, copy, source, progress)
-                    break
-                except Changed:
-                    raise MediaChangedError(f"{where} changed while bundling ({copy.target}).") from None
-                except MediaChangedError:
-                    raise
-                except Exception as exc:
-                    if attempt == _ATTEMPTS or not _transient(exc):
-                        with self.client.errors(f"downloading {copy.target}"):
-                            raise
-                    os.ftruncate(fd, 0)
-                    os.lseek(fd, 0, os.SEEK_SET)
+            # the client retries transient failures itself, resuming a body cut off mid-way with a ranged GET
+            with self.client.errors(f"downloading {copy.target}"):
+                sha, size = self._download(fd, copy, source, progress)
+        except Changed:
+            raise MediaChangedError(f"{where} changed while bundling ({copy.target}).") from None
         finally:
             os.close(fd)
         if size != source.size:
@@ -168,13 +161,6 @@ class S3Source(MediaSource):
             if progress:
                 progress(len(chunk))
         return digest.hexdigest(), size
-
-
-def _transient(exc: Exception) -> bool:
-    """A connection cut off or timed out mid-body: worth fetching the object again."""
-    from obstore.exceptions import BaseError
-
-    return isinstance(exc, BaseError | ConnectionError | TimeoutError)
 
 
 # --- destination -----------------------------------------------------------------------------
