@@ -152,7 +152,8 @@ class MediaWriter:
 
     def write(self, path: Path, kind: str, size: int) -> None:
         header = HEADERS[kind](size, self.files)
-        data = header + self.body(size - len(header))
+        trailer = TRAILERS.get(kind, b"")
+        data = header + self.body(size - len(header) - len(trailer)) + trailer
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         self.files += 1
@@ -166,10 +167,13 @@ def png_header(size: int, serial: int) -> bytes:
 
     ihdr = chunk(b"IHDR", struct.pack(">IIBBBBB", 1920, 1080, 8, 2, 0, 0, 0))
     text = chunk(b"tEXt", b"Comment\x00" + f"bench {serial}".encode())
-    # the rest of the file is one IDAT chunk of random bytes (its CRC is not checked by anyone)
+    # then one IDAT chunk of random bytes (its CRC is not checked by anyone) and IEND (TRAILERS)
     head = b"\x89PNG\r\n\x1a\n" + ihdr + text
-    idat_len = max(0, size - len(head) - 12)
+    idat_len = max(0, size - len(head) - 8 - len(PNG_TRAILER))
     return head + struct.pack(">I", idat_len) + b"IDAT"
+
+
+PNG_TRAILER = b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00IEND\xaeB`\x82"  # IDAT's CRC, then IEND
 
 
 def wav_header(size: int, serial: int) -> bytes:
@@ -189,10 +193,12 @@ def wav_header(size: int, serial: int) -> bytes:
 
 def m4a_header(size: int, serial: int) -> bytes:
     ftyp = b"M4A \x00\x00\x02\x00" + b"M4A mp42isom"
-    return struct.pack(">I", 8 + len(ftyp)) + b"ftyp" + ftyp + struct.pack(">I", max(8, size - 28)) + b"mdat"
+    moov = struct.pack(">I", 8) + b"moov"  # empty, but there: the structure check wants one
+    return struct.pack(">I", 8 + len(ftyp)) + b"ftyp" + ftyp + moov + struct.pack(">I", max(8, size - 36)) + b"mdat"
 
 
 HEADERS = {"image": png_header, "audio": wav_header, "music": m4a_header}
+TRAILERS = {"image": PNG_TRAILER}
 
 
 # -- database ---------------------------------------------------------------------------

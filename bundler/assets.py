@@ -6,13 +6,15 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from bundler.errors import EnvError
+from bundler.media_structure import FORMAT_NAMES as FORMAT_NAMES  # verify names formats the same way
+from bundler.media_structure import PNG_SIGNATURE, structure_problem
+from bundler.media_structure import MediaKind as MediaKind
 
-MediaKind = Literal["image", "audio", "music"]
 SKIPPED_PLACEHOLDER = "N/A"
 DEFAULT_ASSETS_ROOT = "generated"
 
@@ -93,26 +95,54 @@ class MediaProblem(Exception):
 
 
 SNIFF_BYTES = 16
-MIN_SIZES = {"image": 33, "audio": 44, "music": 16}  # smallest well-formed headers
 
 
 def sniff(head: bytes, kind: MediaKind) -> bool:
-    """Does ``head`` (the first 16 bytes) start a file of ``kind``?"""
+    """Does ``head`` (the first 16 bytes) start a file of ``kind``? (The full rules: ``media_structure``.)"""
     if kind == "image":
-        return head.startswith(b"\x89PNG\r\n\x1a\n")
+        return head.startswith(PNG_SIGNATURE)
     if kind == "audio":
         return head[:4] == b"RIFF" and head[8:12] == b"WAVE"
     return head[4:8] == b"ftyp"
 
 
-FORMAT_NAMES = {"image": "a PNG image", "audio": "a RIFF/WAVE file", "music": "an MP4/M4A file"}
+# never block: a FIFO opened for reading without O_NONBLOCK waits for a writer forever
+OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0)
+
+
+def not_regular(mode: int) -> str | None:
+    """Why a file of this mode cannot be media ("is a FIFO"...), or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO (named pipe), not a regular file"
+    if stat.S_ISSOCK(mode):
+        return "is a socket, not a regular file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device, not a regular file"
+    return "is not a regular file"
+
+
+def check_open_file(fd: int, kind: MediaKind) -> os.stat_result:
+    """Judge an open file by ``fstat`` and its headers; raise ``MediaProblem`` when it cannot be used."""
+    info = os.fstat(fd)
+    why = not_regular(info.st_mode)
+    if why:
+        raise MediaProblem("not-a-regular-file", why)
+    problem = structure_problem(kind, info.st_size, lambda offset, length: os.pread(fd, length, offset))
+    if problem:
+        raise MediaProblem("wrong-media-format", problem)
+    return info
 
 
 def check_source(root: Path, relative: str, kind: MediaKind) -> SourceFile:
     """Resolve ``relative`` under ``root`` (symlinks included) and check its content.
 
-    Raises ``MediaProblem`` with code ``unsafe-asset-path``, ``missing-media`` or
-    ``wrong-media-format``.
+    Raises ``MediaProblem`` with code ``unsafe-asset-path``, ``missing-media``,
+    ``not-a-regular-file`` or ``wrong-media-format``. Only regular files are
+    ever opened, and never in a way that blocks.
     """
     candidate = root / relative
     try:
@@ -120,26 +150,24 @@ def check_source(root: Path, relative: str, kind: MediaKind) -> SourceFile:
     except FileNotFoundError:
         raise MediaProblem("missing-media", "is missing (no such file under the assets root)") from None
     except (OSError, RuntimeError) as exc:  # symlink loops and the like
-        raise MediaProblem("missing-media", f"cannot be resolved: {exc}") from None
+        raise MediaProblem("missing-media", f"cannot be resolved: {exc.__class__.__name__}") from None
     if not resolved.is_relative_to(root):
         raise MediaProblem("unsafe-asset-path", "resolves outside the assets root (symlink)")
     try:
-        with open(resolved, "rb") as handle:
-            stat = os.fstat(handle.fileno())
-            if not _is_regular(stat.st_mode):
-                raise MediaProblem("missing-media", "is not a regular file")
-            head = handle.read(SNIFF_BYTES)
-    except IsADirectoryError:
-        raise MediaProblem("missing-media", "is a folder, not a file") from None
+        why = not_regular(os.stat(resolved).st_mode)
+        if why:  # decided before any open: opening a FIFO or a device can block or have side effects
+            raise MediaProblem("not-a-regular-file", why)
+        fd = os.open(resolved, OPEN_FLAGS)
+    except FileNotFoundError:
+        raise MediaProblem("missing-media", "is missing (no such file under the assets root)") from None
     except PermissionError:
         raise MediaProblem("missing-media", "cannot be read (permission denied)") from None
-    if stat.st_size < MIN_SIZES[kind] or not sniff(head, kind):
-        what = "empty" if stat.st_size == 0 else f"not {FORMAT_NAMES[kind]}"
-        raise MediaProblem("wrong-media-format", f"is {what}")
-    return SourceFile(resolved, stat.st_size, stat.st_mtime_ns)
-
-
-def _is_regular(mode: int) -> bool:
-    import stat
-
-    return stat.S_ISREG(mode)
+    except OSError as exc:
+        raise MediaProblem("missing-media", f"cannot be opened ({exc.strerror})") from None
+    try:
+        info = check_open_file(fd, kind)  # fstat again: it may have been swapped since the stat
+    except OSError as exc:
+        raise MediaProblem("missing-media", f"cannot be read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+    return SourceFile(resolved, info.st_size, info.st_mtime_ns)

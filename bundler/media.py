@@ -11,7 +11,8 @@ calls, and hands every other case to ``check_source`` itself:
   root contains no symlink resolves to the root's real path plus that path;
 * the file is opened with ``O_NOFOLLOW``, so a symlinked file fails the fast
   path (and ``check_source`` follows and judges it);
-* not found, not a regular file, unreadable, too short or the wrong format all
+* the open never blocks (``O_NONBLOCK``: a FIFO is seen by ``fstat``, not waited on);
+* not found, not a regular file, unreadable, truncated or the wrong format all
   go to ``check_source``, which produces the problem code and message.
 """
 
@@ -22,10 +23,10 @@ import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from bundler.assets import MIN_SIZES, SNIFF_BYTES, MediaProblem, SourceFile, check_source, sniff
+from bundler.assets import OPEN_FLAGS, MediaProblem, SourceFile, check_open_file, check_source
 from bundler.plan.types import MediaRequest, MediaStatus
 
-_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+_OPEN_FLAGS = OPEN_FLAGS | getattr(os, "O_NOFOLLOW", 0)
 
 
 def _child_maker() -> Callable[[Path, str], Path]:
@@ -95,16 +96,11 @@ class Prober:
         except OSError:
             return None
         try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode) or info.st_size < MIN_SIZES[request.kind]:
-                return None
-            head = os.pread(fd, SNIFF_BYTES, 0)
-        except OSError:
+            info = check_open_file(fd, request.kind)
+        except (OSError, MediaProblem):
             return None
         finally:
             os.close(fd)
-        if not sniff(head, request.kind):
-            return None
         return SourceFile(_child(folder[1], name), info.st_size, info.st_mtime_ns)
 
 

@@ -30,9 +30,17 @@ def wav_bytes(frames: int = 800, rate: int = 8000) -> bytes:
 
 
 def m4a_bytes() -> bytes:
-    """An ``ftyp`` box followed by an empty ``mdat``: enough for content sniffing."""
+    """``ftyp``, an empty ``moov`` and an empty ``mdat``: the structure the content checks want."""
     ftyp = b"M4A \x00\x00\x02\x00" + b"M4A mp42isom"
-    return struct.pack(">I", 8 + len(ftyp)) + b"ftyp" + ftyp + struct.pack(">I", 8) + b"mdat"
+    return (
+        struct.pack(">I", 8 + len(ftyp))
+        + b"ftyp"
+        + ftyp
+        + struct.pack(">I", 8)
+        + b"moov"
+        + struct.pack(">I", 8)
+        + b"mdat"
+    )
 
 
 CONTENT: dict[str, Callable[[], bytes]] = {"image": png_bytes, "audio": wav_bytes, "music": m4a_bytes}

@@ -100,7 +100,7 @@ def key_frame(story: StoryBuilder, assets_root: Path) -> tuple[Path, str]:
 def rewrite_same_size(path: Path) -> None:
     """Change the bytes in place (same file, same size): the kind of edit a size check alone misses."""
     data = bytearray(path.read_bytes())
-    data[-1] ^= 0xFF
+    data[-13] ^= 0xFF  # a key frame's IDAT CRC: the file still ends in IEND, so it stays a valid PNG
     with open(path, "r+b") as handle:
         handle.write(data)
 
@@ -232,7 +232,7 @@ def test_stored_path_switched_to_another_file_of_the_same_size_is_not_reused(
     source, target = key_frame(story, assets_root)
     replacement = source.with_name("shot-1_key_frame_v2.png")
     data = bytearray(source.read_bytes())
-    data[-1] ^= 0x55
+    data[-13] ^= 0x55  # IDAT CRC: still a complete PNG
     replacement.write_bytes(bytes(data))
     os.utime(replacement, ns=(0, source.stat().st_mtime_ns - 10_000_000_000))  # older than the bundle, same size
     settle()

@@ -26,6 +26,7 @@ import psycopg
 
 from bundler.db.repository import Repository
 from bundler.models import NewShot
+from tests.media_files import m4a_bytes
 
 BASE_TIME = datetime(2026, 2, 1, 20, 0, tzinfo=UTC)
 # A real 2 s AAC tone (7 KB) so the music path is exercised with a decodable file:
@@ -123,9 +124,8 @@ def white_png(width: int = 640, height: int = 360) -> bytes:
 
 
 def broken_m4a() -> bytes:
-    """Passes the bundler's content sniffing (``ftyp``) but no browser can decode it."""
-    ftyp = b"M4A \x00\x00\x02\x00M4A mp42isom"
-    return struct.pack(">I", 8 + len(ftyp)) + b"ftyp" + ftyp + struct.pack(">I", 8) + b"mdat"
+    """Passes the bundler's structure checks (``ftyp``, empty ``moov``) but no browser can decode it."""
+    return m4a_bytes()
 
 
 # ------------------------------------------------------------------ specs
