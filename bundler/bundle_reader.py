@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tarfile
 import zipfile
 import zlib
@@ -224,13 +225,21 @@ def load_manifest(content: bytes | None) -> dict[str, Any]:
         manifest = json.loads((content or b"").decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleUnreadableError(f"manifest.json is not valid UTF-8 JSON ({exc})") from None
+    except RecursionError:  # thousands of nested arrays: no manifest looks like that
+        raise BundleUnreadableError("manifest.json is nested too deeply to be a bundle manifest") from None
     if not isinstance(manifest, dict):
         raise BundleUnreadableError("manifest.json is not a JSON object")
     return manifest
 
 
+# not safe in a URL path segment even percent-encoded by every player: control characters
+# (C0, DEL, C1), and the characters that end or escape a path (``#``, ``%``, ``?``, ``\``)
+_URL_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f#%?\\]")
+
+
 def is_safe_path(path: str) -> bool:
-    """Relative, normalized, POSIX: no absolute path, ``..``, empty segment or backslash."""
-    if not path or "\\" in path or "\x00" in path or path.startswith("/"):
+    """Relative, normalized, POSIX and URL-safe: no absolute path, ``..``, empty segment, control
+    character, ``#``, ``%``, ``?`` or backslash (DESIGN §3)."""
+    if not path or path.startswith("/") or _URL_UNSAFE.search(path):
         return False
     return all(part not in ("", ".", "..") for part in path.split("/"))

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from bundler.assets import check_source
 from bundler.db.connect import DatabaseTarget
 from bundler.media_structure import structure_problem
 from tests.builders import ShotSpec, StoryBuilder
@@ -108,13 +107,6 @@ def test_special_files_are_errors_and_never_block(
     for path in specials.values():
         assert sum(path in line and "not-a-regular-file" in line for line in result.stderr.splitlines()) == 1
     assert not (tmp_path / "out" / story.story_id).exists()
-
-
-def test_check_source_never_opens_a_fifo(tmp_path: Path) -> None:
-    os.mkfifo(tmp_path / "pipe.wav")
-    with pytest.raises(Exception, match="FIFO") as caught:
-        check_source(tmp_path.resolve(), "pipe.wav", "audio")
-    assert getattr(caught.value, "code", None) == "not-a-regular-file"
 
 
 def test_seed_with_a_fifo_in_its_media_folder_fails_fast(database: DatabaseTarget, tmp_path: Path) -> None:

@@ -294,3 +294,32 @@ def test_deep_linear_tree_needs_no_recursion() -> None:
     bundle = plan_of(b)
     assert len(bundle.scenelets) == 5001
     assert bundle.scenelets[-1].label == "scenelet-5001"
+
+
+def test_problems_behind_an_unplayable_scenelet_are_reported() -> None:
+    b = StoryBuilder()
+    root = b.scenelet()
+    hollow = b.scenelet(root, prompt="Which?", branch_audio="../../etc/branch.wav")
+    without_shots(b, hollow)
+    hidden = b.scenelet(
+        hollow,
+        choice_label="Go",
+        terminal=True,
+        shots=[ShotSpec(1, image="../../etc/passwd", stored_label="scenelet-7")],
+    )
+    bundle = plan_of(b)
+    assert [s.id for s in bundle.scenelets] == [root]
+    found = {(p.code, p.scenelet_id, p.path) for p in bundle.problems}
+    assert ("unsafe-asset-path", hidden, "../../etc/passwd") in found
+    assert ("unsafe-asset-path", hollow, "../../etc/branch.wav") in found
+    assert ("label-drift", hidden, None) in found
+    assert len(bundle.problems) == len(set(bundle.problems))  # each once
+    # no disk facts were asked for the hidden subtree beyond what analyze requests
+    assert not any(r.relative.startswith("..") for r in analyze(b.snapshot()).requests)
+
+
+def test_bundled_unsafe_path_is_reported_once() -> None:
+    b = StoryBuilder()
+    b.scenelet(terminal=True, shots=[ShotSpec(1), ShotSpec(2, image="../x.png", stored_label="scenelet-3")])
+    bundle = plan_of(b)
+    assert sorted(codes(bundle)) == ["label-drift", "unsafe-asset-path"]

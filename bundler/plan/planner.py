@@ -141,6 +141,7 @@ class _Planner:
         self.tree = analysis.tree
         self.by_id = {s.id: s for s in analysis.snapshot.scenelets}
         self.problems: list[Problem] = list(analysis.problems)
+        self.walked: set[str] = set()  # scenelets whose labels and shot paths ``reachable`` checked
 
     def where(self, scenelet_id: str, shot_index: int | None = None, path: str | None = None) -> dict[str, object]:
         return {
@@ -154,18 +155,8 @@ class _Planner:
         self, stored: str | None, kind: MediaKind, target: str, what: str, scenelet_id: str, shot: int | None
     ) -> FileCopy | None:
         """The file to copy for a stored path, or None with a problem recorded."""
-        paths = self.analysis.paths
-        relative = paths[stored] if stored in paths else judge_stored_path(stored)
+        relative = self.safe_path(stored, what, scenelet_id, shot)
         if relative is None:
-            return None
-        if isinstance(relative, UnsafePath):
-            self.problems.append(
-                error(
-                    "unsafe-asset-path",
-                    f"The {what} path {relative}; refusing it.",
-                    **self.where(scenelet_id, shot, stored),
-                )
-            )
             return None
         status = self.media.get(MediaRequest(relative, kind))
         if status is None or status.source is None:
@@ -175,6 +166,37 @@ class _Planner:
             self.problems.append(severity(code, f"The {what} {detail}.", **self.where(scenelet_id, shot, stored)))
             return None
         return FileCopy(target, status.source, kind)
+
+    def safe_path(self, stored: str | None, what: str, scenelet_id: str, shot: int | None) -> str | None:
+        """The path under the assets root; None for no media, or with ``unsafe-asset-path`` recorded."""
+        paths = self.analysis.paths
+        relative = paths[stored] if stored in paths else judge_stored_path(stored)
+        if isinstance(relative, UnsafePath):
+            self.problems.append(
+                error(
+                    "unsafe-asset-path",
+                    f"The {what} path {relative}; refusing it.",
+                    **self.where(scenelet_id, shot, stored),
+                )
+            )
+            return None
+        return relative
+
+    def check_every_scenelet(self) -> None:
+        """Path safety and label drift need no disk, so every scenelet gets them, bundled or not.
+
+        A bad path behind an unplayable scenelet is still a bad row (DESIGN §3). The walk
+        already checked the scenelets it entered; repeats are dropped by ``_reading_order``.
+        """
+        for scenelet in self.analysis.snapshot.scenelets:
+            if scenelet.id not in self.walked:
+                if scenelet.id in self.tree.labels:
+                    self.check_labels(scenelet.id)
+                for shot in self.analysis.shots_by_ref.get(scenelet.id, ()):
+                    self.safe_path(shot.key_frame_image_path, "key frame", scenelet.id, shot.shot_index)
+                    self.safe_path(shot.audio_file_path, "narration", scenelet.id, shot.shot_index)
+            if scenelet.is_branch_point:
+                self.safe_path(scenelet.branch_audio_file_path, "branch narration", scenelet.id, None)
 
     def shots_of(self, scenelet_id: str) -> tuple[PlannedShot, ...]:
         planned = []
@@ -212,6 +234,7 @@ class _Planner:
         stack = [root]
         while stack:
             scenelet_id = stack.pop()
+            self.walked.add(scenelet_id)
             self.check_labels(scenelet_id)
             shots = self.shots_of(scenelet_id)
             if not shots:
@@ -370,6 +393,7 @@ class _Planner:
 def plan(analysis: Analysis, media: Mapping[MediaRequest, MediaStatus], exported_at: str) -> BundlePlan:
     planner = _Planner(analysis, media)
     scenelets = planner.scenelets()
+    planner.check_every_scenelet()
     cues = planner.music([s.id for s in scenelets])
     story = analysis.snapshot.story
     return BundlePlan(
