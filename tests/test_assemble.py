@@ -203,7 +203,8 @@ def test_json_on_failure_lists_every_problem(conn, database: DatabaseTarget, ass
     assert result.returncode == 1, result.stderr
     document = json_of(result)
     assert document["ok"] is False and document["storyId"] == b.story_id and document["bundlePath"] is None
-    assert {p["code"] for p in document["problems"]} == {"multiple-roots"}
+    # the traversal path sits behind the unplayable root: still reported (path safety covers every scenelet)
+    assert {p["code"] for p in document["problems"]} == {"multiple-roots", "unsafe-asset-path"}
     for problem in document["problems"]:
         assert set(problem) == {"severity", "code", "message", "sceneletId", "sceneletLabel", "shotIndex", "path"}
     assert not (tmp_path / "out" / b.story_id).exists()
