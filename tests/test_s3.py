@@ -21,7 +21,7 @@ from bundler.db.connect import DatabaseTarget
 from tests import test_assemble
 from tests.builders import ShotSpec, StoryBuilder
 from tests.cli_helpers import BUNDLER, json_of, run_cli
-from tests.media_files import write_media
+from tests.media_files import png_bytes, write_media
 from tests.s3_server import SECRET_KEY, S3Server
 from tests.test_assemble import tree_files
 
@@ -164,7 +164,15 @@ def short_story(conn: psycopg.Connection, assets_root: Path, shots: int) -> tupl
     return b, assets_root / stored
 
 
-@pytest.mark.parametrize(("content", "message"), [(b"", "is empty"), (b"GIF89a" + b"\0" * 100, "is not a PNG image")])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is empty"),
+        (b"GIF89a" + b"\0" * 100, "is not a PNG image"),
+        (png_bytes()[:40], "no IEND chunk"),  # cut short: the same structure rules on disk and in a bucket
+        (png_bytes()[:8] + b"\0" * 60, "IHDR"),
+    ],
+)
 def test_wrong_format_is_an_error(
     conn: psycopg.Connection,
     media: Source,

@@ -28,9 +28,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bundler.assets import FORMAT_NAMES, MIN_SIZES, SNIFF_BYTES, MediaKind, sniff
+from bundler.assets import SNIFF_BYTES, MediaKind, sniff
 from bundler.errors import BundleUnreadableError, EnvError, OutputExistsError
 from bundler.manifest import MANIFEST_NAME, SUMS_NAME, FileEntry
+from bundler.media_structure import structure_problem
 from bundler.plan.types import FileCopy, MediaRequest, MediaStatus, StoredObject
 from bundler.storage.base import BundleDestination, MediaSource, Progress, Published
 from bundler.storage.s3client import Changed, EmptyObject, NotFound, ObjectInfo, S3Client, S3Url
@@ -80,11 +81,7 @@ class RangedObject:
 
 def content_problem(kind: MediaKind, size: int, read_at: Callable[[int, int], bytes]) -> str | None:
     """Why an object of ``size`` bytes is not a usable ``kind`` file, or None (same rules as on disk)."""
-    if size == 0:
-        return "is empty"
-    if size < MIN_SIZES[kind] or not sniff(read_at(0, SNIFF_BYTES), kind):
-        return f"is not {FORMAT_NAMES[kind]}"
-    return None
+    return structure_problem(kind, size, read_at)
 
 
 class S3Source(MediaSource):
