@@ -595,13 +595,13 @@
       } catch (err) {
         return null;
       }
-      const saved_path = saved && Array.isArray(saved.path) ? saved.path : null;
-      if (!saved_path || saved_path.length === 0 || saved_path.length > MAX_SAVED_PATH) return null;
-      if (saved_path[0] !== story.rootId) return null;
-      for (let i = 1; i < saved_path.length; i += 1) {
-        if (!followers(story.byId.get(saved_path[i - 1])).includes(saved_path[i])) return null;
+      const walk = saved && Array.isArray(saved.path) ? saved.path : null;
+      if (!walk || walk.length === 0 || walk.length > MAX_SAVED_PATH) return null;
+      if (walk[0] !== story.rootId) return null;
+      for (let i = 1; i < walk.length; i += 1) {
+        if (!followers(story.byId.get(walk[i - 1])).includes(walk[i])) return null;
       }
-      return saved_path;
+      return walk;
     },
   };
 
@@ -878,7 +878,7 @@
     if (at < 0 || state.confirming || !['playing', 'choice', 'terminal', 'incomplete'].includes(state.screen)) return;
     const sceneletId = state.path[at];
     note('back', { sceneletId });
-    unpause({ resumeMusic: false });
+    unpause({ resumeMusic: true }); // the overlay keeps the music of its scene going
     state.path = state.path.slice(0, at + 1);
     state.sceneletId = sceneletId;
     const scenelet = story.byId.get(sceneletId);
