@@ -448,3 +448,25 @@ def test_transient_failures_are_retried(
         story.story_id, database=database, assets_root=assets_root, out_dir=tmp_path / "disk", exported_at=EXPORTED_AT
     )
     assert tree_files(tmp_path / "bucket" / story.story_id) == tree_files(tmp_path / "disk" / story.story_id)
+
+
+def test_ranged_reads_fetch_small_windows_of_a_large_object(s3_server: S3Server, s3_bucket: str) -> None:
+    from bundler.storage.s3 import HEAD_WINDOW, RangedObject
+    from bundler.storage.s3client import S3Client
+
+    data = bytes(range(256)) * 2000  # 512,000 bytes
+    s3_server.put(s3_bucket, "big.bin", data)
+    mark = s3_server.mark()
+    found = RangedObject(S3Client(s3_bucket), "big.bin")  # the head window, and the size
+    assert found.info.size == len(data) and found.read_at(0, 33) == data[:33]
+    assert found.read_at(len(data) - 12, 12) == data[-12:]  # the tail window
+    assert found.read_at(len(data) - 1000, 16) == data[-1000:-984]  # already there
+    assert found.read_at(200_000, 16) == data[200_000:200_016]  # a window where the read falls
+    assert found.read_at(len(data) - 4, 100) == data[-4:]  # clipped at the end
+    ranges = [r.range for r in s3_server.since(mark)]
+    tail = len(data) - HEAD_WINDOW
+    assert ranges == [
+        f"bytes=0-{HEAD_WINDOW - 1}",
+        f"bytes={tail}-{len(data) - 1}",
+        f"bytes=200000-{200_000 + HEAD_WINDOW - 1}",
+    ]
