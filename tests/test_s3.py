@@ -470,3 +470,19 @@ def test_ranged_reads_fetch_small_windows_of_a_large_object(s3_server: S3Server,
         f"bytes={tail}-{len(data) - 1}",
         f"bytes=200000-{200_000 + HEAD_WINDOW - 1}",
     ]
+
+
+def test_an_object_replaced_after_its_check_is_not_copied(s3_server: S3Server, s3_bucket: str, tmp_path: Path) -> None:
+    from bundler.copying import MediaChangedError
+    from bundler.plan.types import FileCopy, MediaRequest
+    from bundler.storage import open_source
+    from tests.media_files import png_bytes
+
+    s3_server.put(s3_bucket, "m/a.png", png_bytes())
+    source = open_source(f"s3://{s3_bucket}/m")
+    request = MediaRequest("a.png", "image")
+    checked = source.probe([request], 1)[request].source
+    assert checked is not None
+    s3_server.put(s3_bucket, "m/a.png", png_bytes()[:-1] + b"!")  # replaced between the check and the copy
+    with pytest.raises(MediaChangedError, match="changed while bundling"):
+        source.copy(FileCopy("assets/a.png", checked, "image"), tmp_path / "a.png", None)
