@@ -148,8 +148,10 @@ def bench_s3(
         f"{s3_s:.3f} s vs {local_s:.3f} s from disk (runs {report.details['s3']['s3']}); the bundle is byte for "
         f"byte the one from disk: {same}. Requests per assemble: {dict(c)} for {files_n:,} files; check "
         f"{dict(check_counts)}; publish {dict(publish_counts)}; unchanged re-publish {dict(again_counts)}. "
-        "moto answers each request in Python on the same two cores, so the S3 times are dominated by the server; "
-        "a real store answers ranged GETs in parallel (`--jobs` x 8 in flight)."
+        "Ranged GETs beyond one per file are the tail reads of the structural PNG check: a key frame larger "
+        "than the 64 KiB head window needs a second small ranged GET for the IEND chunk at its end (never a "
+        "download). moto answers each request in Python on the same two cores, so the S3 times are dominated by "
+        "the server; a real store answers the requests in parallel (`--jobs` x 8 in flight)."
     )
 
 
