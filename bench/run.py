@@ -100,25 +100,36 @@ class Run:
     statements: int | None = None
 
 
+# Starts the measured command and reports its wall time and rusage. A process started straight from
+# this one would report this process's own memory as its peak: Linux carries the parent's resident
+# size over the fork into the child's ``ru_maxrss``, and the bench process is large (an in-process
+# S3 server holds every uploaded object). Started from this small launcher, the peak is the command's.
+_LAUNCHER = """
+import os, subprocess, sys, time
+started = time.perf_counter()
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+seconds = time.perf_counter() - started
+with open(sys.argv[1], "w") as stats:
+    code = os.waitstatus_to_exitcode(status)
+    stats.write(f"{seconds} {usage.ru_utime + usage.ru_stime} {usage.ru_maxrss} {code}")
+"""
+
+
 def run(cmd: Sequence[str], env: dict[str, str], *, check: bool = True, cwd: Path | None = None) -> Run:
-    """Run ``cmd`` and measure wall time plus that process's own rusage (``wait4``: with the
-    children it waited for, so a shell pipeline counts whole)."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        started = time.perf_counter()
-        process = subprocess.Popen(list(cmd), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
+    """Run ``cmd`` and measure its wall time and its own rusage (``wait4``: with the children it
+    waited for, so a shell pipeline counts whole), through ``_LAUNCHER``."""
+    with (
+        tempfile.TemporaryFile("w+") as out,
+        tempfile.TemporaryFile("w+") as err,
+        tempfile.NamedTemporaryFile("r", suffix=".stats") as stats,
+    ):
+        launcher = [sys.executable, "-c", _LAUNCHER, stats.name, *cmd]
+        subprocess.run(launcher, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd, check=True)
+        seconds, cpu, max_rss_kib, returncode = stats.read().split()
         out.seek(0)
         err.seek(0)
-        result = Run(
-            seconds,
-            usage.ru_utime + usage.ru_stime,
-            usage.ru_maxrss / 1024,  # KiB on Linux
-            process.returncode,
-            out.read(),
-            err.read(),
-        )
+        result = Run(float(seconds), float(cpu), int(max_rss_kib) / 1024, int(returncode), out.read(), err.read())
     if check and result.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {result.returncode}:\n{result.stderr[-2000:]}")
     return result
