@@ -161,8 +161,8 @@ _ENTRIES = (
         "missing-media",
         "warning",
         _STORY,
-        "A stored key frame, narration or branch narration file is not under the assets root (or is not a "
-        "regular file, or cannot be read). The shot plays without it.",
+        "A stored key frame, narration or branch narration file is not under the assets root (or cannot be "
+        "read). The shot plays without it.",
         "Check `--assets-root`/`BUNDLER_ASSETS_ROOT`, or generate the file. Under `--strict` this fails the run.",
     ),
     Entry(
@@ -170,7 +170,9 @@ _ENTRIES = (
         "error",
         f"{_STORY}, {_VERIFY}",
         "A media file's content is not what its kind needs: key frames PNG, narration WAV (RIFF/WAVE), music "
-        "MP4/M4A; empty and truncated files count.",
+        "MP4/M4A. Checked by structure: PNG signature, a complete IHDR and IEND at the end; RIFF/WAVE with "
+        "`fmt ` and `data` chunks inside a RIFF size that fits the file; an `ftyp` box with an audio brand "
+        "and a `moov` box. Empty and truncated files count.",
         "Regenerate or re-encode the file; the message says what it actually is.",
     ),
     # --- music (assemble, check) ---------------------------------------------------------
@@ -315,10 +317,11 @@ _ENTRIES = (
     Entry(
         "not-a-regular-file",
         "error",
-        _VERIFY,
-        "A bundle entry is a symbolic link, device, FIFO or socket; bundles hold regular files only (links are "
-        "never followed).",
-        "Replace the link with the file itself, or assemble the bundle again.",
+        f"{_STORY}, {_VERIFY}",
+        "A stored media path names a folder, FIFO, socket or device under the assets root (never opened, so "
+        "never waited on); or a bundle entry is a symbolic link, device, FIFO or socket. Media and bundles "
+        "hold regular files only.",
+        "Store the path of the media file itself; for a bundle, replace the link with the file or assemble again.",
     ),
     Entry(
         "unreadable-file",

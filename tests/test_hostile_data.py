@@ -131,3 +131,36 @@ def test_deeply_nested_manifest_is_unreadable_not_a_crash(tmp_path: Path) -> Non
     assert result.returncode == 3, result.stderr
     assert "nested too deeply" in result.stderr and "Traceback" not in result.stderr
     assert json.loads(result.stdout)["ok"] is False
+
+
+@pytest.mark.parametrize("column", ["audio_design_document", "content", "storyboard_payload"])
+def test_deeply_nested_json_in_the_database_is_never_an_internal_error(
+    conn: Any, database: DatabaseTarget, assets_root: Path, tmp_path: Path, column: str
+) -> None:
+    b = StoryBuilder()
+    root = b.scenelet(terminal=True)
+    b.write_media(assets_root)
+    b.insert(conn)
+    deep = "[" * 3000 + "]" * 3000
+    table, key = {"audio_design_document": ("stories", "id"), "content": ("scenelets", "id")}.get(
+        column, ("shots", "scenelet_ref")
+    )
+    value = deep if column != "content" else '{"description": "Deep", "extra": ' + deep + "}"
+    conn.execute(
+        f"update {table} set {column} = %s::jsonb where {key} = %s", (value, b.story_id if table == "stories" else root)
+    )
+
+    commands = [
+        ["check", b.story_id, *db_args(database, assets_root)],
+        ["assemble", b.story_id, *db_args(database, assets_root), "--out", str(tmp_path / "out")],
+        ["export", b.story_id, "--database-url", database.conninfo],
+        ["stories", "--database-url", database.conninfo],
+    ]
+    for command in commands:
+        result = bundler(*command)
+        assert result.returncode in (0, 1), (command, result.stderr)
+        assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+        if result.returncode == 1:
+            assert "nested too deeply" in result.stderr
+    if column == "audio_design_document":  # the bundle needs it: a story error
+        assert bundler(*commands[0]).returncode == 1

@@ -46,7 +46,11 @@ def db_seed(
     assets_root: AssetsRootOption = None,
     if_missing: Annotated[bool, typer.Option("--if-missing", help="Do nothing if the story already exists.")] = False,
     replace: Annotated[
-        bool, typer.Option("--replace", help="Delete the story first if it exists (one transaction).")
+        bool,
+        typer.Option(
+            "--replace",
+            help="Delete the story first if it exists (one transaction) and overwrite differing media files.",
+        ),
     ] = False,
     database_url: DatabaseUrlOption = None,
     json_output: JsonOption = False,
@@ -86,7 +90,7 @@ def stories(
             return
         from rich.table import Table
 
-        table = Table(title=f"Stories in {target.display}")
+        table = Table(title=f"Stories in {escape(target.display)}")
         table.add_column("id", no_wrap=True, min_width=36)  # ids are copied from here: never cut them
         for column in ("title", "scenelets", "shots", "playable"):
             table.add_column(column, justify="right" if column in ("scenelets", "shots") else "left")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -143,10 +144,22 @@ def _report_failure(
     fail(code)
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: ESC, CR, LF, BEL, CSI...
+
+
+def terminal_text(text: str) -> str:
+    """Text from the database made harmless on a terminal: every control character shown as ``\\xNN``.
+
+    No clear-screen, window-title or cursor escape gets through, and one problem stays one line.
+    """
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
 def escape(text: str) -> str:
+    """Any text for rich output: control characters escaped, and ``[bold]`` printed literally."""
     from rich.markup import escape as rich_escape
 
-    return rich_escape(text)
+    return rich_escape(terminal_text(text))
 
 
 def run_app(app: typer.Typer) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bundler.api import StoryReport
-from bundler.cli.common import Output, escape
+from bundler.cli.common import Output, escape, terminal_text
 from bundler.problems import Problem
 
 
@@ -21,8 +21,8 @@ def github_escape(text: str, *, property_value: bool = False) -> str:
 
 def github_command(problem: Problem, story_id: str) -> str:
     where = problem.scenelet_label or problem.scenelet_id or story_id
-    title = github_escape(f"{problem.code} in {where}", property_value=True)
-    return f"::{problem.severity} title={title}::{github_escape(problem.one_line())}"
+    title = github_escape(terminal_text(f"{problem.code} in {where}"), property_value=True)
+    return f"::{problem.severity} title={title}::{github_escape(terminal_text(problem.one_line()))}"
 
 
 def print_problems(console: Any, output: Output, report: StoryReport, prefix: str = "") -> None:
@@ -69,7 +69,7 @@ def summary_table(reports: Sequence[StoryReport], title: str) -> Any:
         stats = report.stats
         status = "[green]ok[/]" if report.ok else f"[red]failed ({stats.get('exitCode', report.exit_code)})[/]"
         table.add_row(
-            report.story_id,
+            escape(report.story_id),
             status,
             str(stats.get("scenelets", "-")),
             str(stats.get("files", "-")),

@@ -140,7 +140,7 @@ def connect(target: DatabaseTarget, *, autocommit: bool = False) -> psycopg.Conn
             "special characters (such as @ / % : space) in the user name and password."
         )
     try:
-        return psycopg.connect(
+        conn = psycopg.connect(
             target.conninfo,
             connect_timeout=CONNECT_TIMEOUT_S,
             autocommit=autocommit,
@@ -149,6 +149,10 @@ def connect(target: DatabaseTarget, *, autocommit: bool = False) -> psycopg.Conn
         )
     except psycopg.Error as exc:
         raise DatabaseError(f"Cannot connect to the database {where}: {scrub(str(exc), target.conninfo)}") from None
+    from bundler.db.jsonb import guard_json
+
+    guard_json(conn)  # a jsonb value thousands of levels deep is a story error, not a crash
+    return conn
 
 
 def set_local_timeouts(conn: psycopg.Connection) -> None:

@@ -15,6 +15,7 @@ import psycopg
 from psycopg import IsolationLevel
 
 from bundler.db.connect import set_local_timeouts
+from bundler.db.jsonb import TOO_DEEP, JsonTooDeepError
 from bundler.db.repository import Repository, require_uuid
 from bundler.db.story_yaml import (
     CONTENT_FIELDS,
@@ -31,6 +32,13 @@ from bundler.plan.tree import build_tree
 
 
 def export_story(conn: psycopg.Connection, story_id: str) -> str:
+    try:
+        return _export_story(conn, story_id)
+    except RecursionError:  # JSON that parsed but nests too deeply to copy and write as YAML
+        raise JsonTooDeepError(f"Story {story_id} cannot be exported: {TOO_DEEP}.") from None
+
+
+def _export_story(conn: psycopg.Connection, story_id: str) -> str:
     story_id = require_uuid(story_id, "Story id")
     repo = Repository(conn)
     with _snapshot(conn):

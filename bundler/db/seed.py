@@ -15,7 +15,8 @@ import os
 import shutil
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,7 @@ def _write(
     replace: bool = False,
 ) -> SeedResult:
     repo = Repository(conn)
-    added: list[Path] = []
+    installed = Installed()
     try:
         with conn.transaction():
             set_local_timeouts(conn)
@@ -165,10 +166,11 @@ def _write(
                     )
                     shots += len(scenelet.shots)
             # media last, still inside the transaction: a copy failure rolls the rows back
-            install_media(copies, root, added)
+            install_media(copies, root, installed, replace=replace)
     except BaseException:
-        remove_added(added)
+        installed.undo()
         raise
+    installed.commit()
     return SeedResult(doc.id, doc.title, len(planned), shots, len(copies))
 
 
@@ -331,30 +333,60 @@ def _media_problem(exc: MediaProblem, file: Path) -> str:
     return f"{file} {exc}"
 
 
-def install_media(copies: Sequence[MediaCopy], root: Path, added: list[Path]) -> None:
+@dataclass
+class Installed:
+    """What ``install_media`` changed in the assets root, so that a failed seed can undo it."""
+
+    added: list[Path] = field(default_factory=list)  # files and folders it created
+    replaced: list[tuple[Path, Path]] = field(default_factory=list)  # (target, hard link to the old file)
+
+    def undo(self) -> None:
+        for target, backup in reversed(self.replaced):
+            with suppress(OSError):
+                os.replace(backup, target)
+        remove_added(self.added)
+
+    def commit(self) -> None:
+        for _, backup in self.replaced:
+            with suppress(OSError):
+                backup.unlink()
+
+
+def install_media(copies: Sequence[MediaCopy], root: Path, installed: Installed, *, replace: bool = False) -> None:
     """Copy into the assets root: stage every file first, then rename each into place.
 
-    ``added`` collects files (and folders) this call created, for the caller's
-    cleanup if the transaction fails later.
+    A different file already at a target is someone's work: refused unless
+    ``replace``, and then kept (hard-linked) until the caller commits, so a seed
+    that fails later puts it back. ``installed`` records every change.
     """
     staged: list[tuple[Path, Path]] = []
     try:
         for copy in copies:
             target = root / copy.relative
-            _make_parents(target.parent, root, added)
+            _make_parents(target.parent, root, installed.added)
             # a symlinked folder inside the root must not carry the copy outside it
             if not target.parent.resolve().is_relative_to(root):
                 raise EnvError(f"Refusing to copy {copy.relative}: its folder resolves outside the assets root {root}.")
-            if target.is_file() and not target.is_symlink() and filecmp.cmp(copy.source, target, shallow=False):
+            occupied = target.is_symlink() or target.exists()
+            if occupied and target.is_file() and not target.is_symlink() and filecmp.cmp(copy.source, target, False):
                 continue
+            if occupied and not replace and (target.is_symlink() or not target.is_dir()):
+                raise InputError(
+                    f"{target} already exists in the assets root and differs from {copy.source}; "
+                    "nothing was changed (--replace overwrites it)."
+                )
             temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.seeding")
             staged.append((temporary, target))
             shutil.copyfile(copy.source, temporary)
         for temporary, target in staged:
             existed = target.exists() or target.is_symlink()
+            if existed and (target.is_symlink() or not target.is_dir()):
+                backup = target.with_name(f".{target.name}.{uuid.uuid4().hex}.replaced")
+                os.link(target, backup, follow_symlinks=False)
+                installed.replaced.append((target, backup))
             os.replace(temporary, target)
             if not existed:
-                added.append(target)
+                installed.added.append(target)
     except OSError as exc:
         raise EnvError(f"Cannot copy media into the assets root {root}: {exc}") from None
     finally:

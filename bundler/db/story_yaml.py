@@ -258,10 +258,62 @@ def _kind(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+# Aliases may add this many nodes beyond those written in the file; a "billion laughs" file
+# (aliases of aliases) would add billions, and every later step would walk them all.
+ALIAS_EXPANSION_BUDGET = 100_000
+
+
+def _load_yaml(text: str, source: str) -> Any:
+    loader = _Loader(text)  # a SafeLoader: no arbitrary objects
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_alias_expansion(node, source)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_alias_expansion(root: yaml.Node, source: str) -> None:
+    """Refuse a document whose aliases expand past ``ALIAS_EXPANSION_BUDGET`` nodes (or loop)."""
+    sizes: dict[int, int] = {}  # node id -> nodes once every alias in it is expanded
+    entered: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = _children(node)
+        if not children_done:
+            if id(node) in entered:  # its subtree is still open below us: the alias loops
+                raise StoryFileError(f"{source}: a YAML alias refers to itself (recursive anchor); not a story file")
+            entered.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
+        if sizes[id(node)] - len(sizes) > ALIAS_EXPANSION_BUDGET:
+            raise StoryFileError(
+                f"{source}: YAML aliases expand to more than {ALIAS_EXPANSION_BUDGET:,} extra values "
+                "(an alias bomb?); refusing it"
+            )
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
 def parse_story(text: str, source: str) -> StoryDoc:
     """Parse and validate one document's fields (the tree is checked by ``seed.plan_scenelets``)."""
     try:
-        data = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader: no arbitrary objects
+        data = _load_yaml(text, source)
+    except RecursionError:
+        raise StoryFileError(f"{source}: nested too deeply (thousands of levels); not a story file") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"

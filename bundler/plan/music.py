@@ -27,6 +27,8 @@ def parse_cues(document: Any) -> tuple[tuple[RawCue, ...], tuple[Problem, ...]]:
             document = json.loads(document)
         except ValueError as exc:
             return (), (warning("invalid-audio-design", f"Audio design document is not valid JSON: {exc}."),)
+        except RecursionError:
+            return (), (warning("invalid-audio-design", "Audio design document is nested too deeply to read."),)
     if not isinstance(document, dict):
         return (), (warning("invalid-audio-design", "Audio design document is not a JSON object."),)
     inner = document.get("audio_design_document", document.get("audioDesignDocument", document))
@@ -60,7 +62,7 @@ def parse_cues(document: Any) -> tuple[tuple[RawCue, ...], tuple[Problem, ...]]:
 def _loads_or_none(text: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text  # reported by the caller as "not an object"
 
 
