@@ -21,6 +21,7 @@ from typing import IO, Any, NamedTuple
 
 from bundler.errors import BundleUnreadableError
 from bundler.manifest import MANIFEST_NAME as MANIFEST
+from bundler.manifest import PLAYER_NAME as PLAYER
 from bundler.manifest import SUMS_NAME as SUMS
 from bundler.problems import Problem, error
 
@@ -33,7 +34,7 @@ class Digest:
     size: int
     sha256: str
     head: bytes
-    content: bytes | None  # kept only for manifest.json and SHA256SUMS
+    content: bytes | None  # kept only for manifest.json, SHA256SUMS and index.html
 
 
 class _Bad(NamedTuple):
@@ -51,7 +52,7 @@ class Found:
 
 def _keeps(name: str) -> bool:
     # before an archive's top folder is known, the manifest may sit one level down
-    return name.rsplit("/", 1)[-1] in (MANIFEST, SUMS) and name.count("/") <= 1
+    return name.rsplit("/", 1)[-1] in (MANIFEST, SUMS, PLAYER) and name.count("/") <= 1
 
 
 def _digest(stream: IO[bytes], keep: bool) -> Digest:
@@ -198,7 +199,7 @@ def _collect(entries: Iterable[tuple[str, Digest | _Bad]], *, archive: bool) -> 
         relative = name[len(prefix) :]
         if isinstance(item, _Bad):
             found.problems.append(error(item.code, item.message, path=relative))
-        elif item.content is not None and relative not in (MANIFEST, SUMS):
+        elif item.content is not None and relative not in (MANIFEST, SUMS, PLAYER):
             # kept only in case it was the bundle's own manifest or sums; it was not
             found.files[relative] = Digest(item.size, item.sha256, item.head, None)
         else:

@@ -9,6 +9,7 @@ any size costs one read of its bytes.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from bundler.bundle_reader import Digest, is_safe_path, load_manifest, scan
 from bundler.errors import BundleUnreadableError
 from bundler.manifest import FORMAT, FORMAT_VERSION
 from bundler.manifest import MANIFEST_NAME as MANIFEST
+from bundler.manifest import PLAYER_NAME as PLAYER
 from bundler.manifest import SUMS_NAME as SUMS
 from bundler.problems import Problem, error
 from bundler.storage.base import is_s3_url
@@ -97,6 +99,19 @@ def verify_bundle(path: Path | str) -> VerifyReport:
 
 # --- checks ----------------------------------------------------------------------------------
 
+_EMBEDDED = re.compile(rb'<script id="story-manifest" type="application/json">(.*?)</script>', re.DOTALL)
+
+
+def embedded_manifest(player: bytes) -> Any:
+    """The manifest ``index.html`` carries, or None when there is none that parses."""
+    found = _EMBEDDED.search(player)
+    if found is None:
+        return None
+    try:
+        return json.loads(found.group(1).decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None
+
 
 class _Listed(NamedTuple):
     bytes: int | None
@@ -123,8 +138,29 @@ class _Checks:
         scenelets = self.check_scenelets(manifest.get("scenelets"))
         self.check_root_and_reachability(manifest.get("rootSceneletId"), scenelets)
         self.check_music(manifest.get("music"), scenelets)
+        self.check_player_manifest(manifest)
 
     # format and file list ----------------------------------------------------------------
+
+    def check_player_manifest(self, manifest: Mapping[str, Any]) -> None:
+        """The player plays what it embeds: that must be ``manifest.json`` (``files`` may be left out)."""
+        player = self.files.get(PLAYER)
+        if player is None or player.content is None:
+            return  # a missing index.html is reported by the file checks
+        embedded = embedded_manifest(player.content)
+        if not isinstance(embedded, dict):
+            self.problem("player-manifest-mismatch", "index.html embeds no readable manifest", path=PLAYER)
+            return
+        differing = sorted(
+            key for key in (set(embedded) | set(manifest)) - {"files"} if embedded.get(key) != manifest.get(key)
+        )
+        if differing:
+            keys = ", ".join(differing)
+            self.problem(
+                "player-manifest-mismatch",
+                f"the manifest in index.html differs from manifest.json in: {keys}",
+                path=PLAYER,
+            )
 
     def check_format(self, manifest: Mapping[str, Any]) -> None:
         if manifest.get("format") != FORMAT or manifest.get("formatVersion") != FORMAT_VERSION:
