@@ -11,13 +11,16 @@ import os
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bundler.cancel import Cancellation
+from bundler.cancel import check as check_cancel
+from bundler.copying import MediaChangedError, media_changed_problem
 from bundler.db.connect import DatabaseTarget, connection, resolve_target
-from bundler.errors import UsageError
+from bundler.errors import EnvError, StoryNotFoundError, UsageError
 from bundler.models import StorySnapshot
 from bundler.plan.planner import analyze, default_exported_at, format_timestamp, plan
 from bundler.plan.types import BundlePlan
@@ -86,11 +89,17 @@ def resolve_exported_at(value: str | None, snapshot: StorySnapshot) -> str:
         return format_timestamp(moment)
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     if epoch:
-        try:
-            return format_timestamp(datetime.fromtimestamp(int(epoch), UTC))
-        except ValueError:
-            raise UsageError(f"SOURCE_DATE_EPOCH={epoch!r} is not a whole number of seconds.") from None
+        return format_timestamp(_source_date_epoch(epoch))
     return default_exported_at(snapshot)
+
+
+def _source_date_epoch(text: str) -> datetime:
+    if not text.isascii() or not text.lstrip("-").isdigit():
+        raise UsageError(f"SOURCE_DATE_EPOCH={text!r} is invalid: it must be a whole number of seconds.")
+    try:
+        return datetime.fromtimestamp(int(text), UTC)
+    except (ValueError, OverflowError, OSError):
+        raise UsageError(f"SOURCE_DATE_EPOCH={text!r} is invalid: out of the range of dates.") from None
 
 
 def _target(database: DatabaseTarget | str | None) -> DatabaseTarget:
@@ -132,18 +141,34 @@ def default_jobs() -> int:
     return os.cpu_count() or 1
 
 
-def _plan_stats(bundle_plan: BundlePlan) -> dict[str, Any]:
-    return {
+def _plan_stats(bundle_plan: BundlePlan, strict: bool) -> dict[str, Any]:
+    stats = {
         "scenelets": len(bundle_plan.scenelets),
         "shots": bundle_plan.shot_count(),
         "musicCues": len(bundle_plan.cues),
         "errors": len(bundle_plan.errors),
         "warnings": len(bundle_plan.warnings),
     }
+    if strict:  # --strict: every warning is reported and counted as an error
+        stats.update(errors=len(bundle_plan.problems), warnings=0, warningsAsErrors=len(bundle_plan.warnings))
+    return stats
+
+
+def _reported(bundle_plan: BundlePlan, strict: bool) -> tuple[Problem, ...]:
+    if not strict:
+        return bundle_plan.problems
+    return tuple(replace(p, severity="error") for p in bundle_plan.problems)
 
 
 def _failed(bundle_plan: BundlePlan, strict: bool) -> bool:
     return bool(bundle_plan.errors) or (strict and bool(bundle_plan.warnings))
+
+
+def _not_found(exc: StoryNotFoundError, started: float) -> StoryReport:
+    """DESIGN §2 lists "story not found" among the story errors: a problem, exit 1."""
+    problem = Problem("error", "story-not-found", str(exc))
+    stats = {"errors": 1, "warnings": 0, "seconds": round(time.perf_counter() - started, 3)}
+    return StoryReport(exc.story_id, False, (problem,), stats)
 
 
 def check(
@@ -153,19 +178,29 @@ def check(
     assets_root: str | Path | MediaSource | None = None,
     strict: bool = False,
     jobs: int | None = None,
+    cancel: Cancellation | None = None,
 ) -> StoryReport:
     """Everything ``assemble`` checks; writes nothing."""
     started = time.perf_counter()
-    bundle_plan = diagnose(story_id, database=database, assets_root=assets_root, jobs=jobs)
+    check_cancel(cancel)
+    try:
+        bundle_plan = diagnose(story_id, database=database, assets_root=assets_root, jobs=jobs)
+    except StoryNotFoundError as exc:
+        return _not_found(exc, started)
+    check_cancel(cancel)
     files = bundle_plan.files()
     stats = {
-        **_plan_stats(bundle_plan),
+        **_plan_stats(bundle_plan, strict),
         "files": len(files),
         "bytes": sum(f.source.size for f in files),
         "seconds": round(time.perf_counter() - started, 3),
     }
     return StoryReport(
-        bundle_plan.story_id, not _failed(bundle_plan, strict), bundle_plan.problems, stats, title=bundle_plan.title
+        bundle_plan.story_id,
+        not _failed(bundle_plan, strict),
+        _reported(bundle_plan, strict),
+        stats,
+        title=bundle_plan.title,
     )
 
 
@@ -181,40 +216,66 @@ def assemble(
     jobs: int | None = None,
     archive: str | None = None,
     progress: ProgressSink | None = None,
+    cancel: Cancellation | None = None,
 ) -> StoryReport:
-    """Write ``<out_dir>/<story-id>/``; an existing bundle survives any failure."""
+    """Write ``<out_dir>/<story-id>/`` (and its archive); an existing bundle survives any failure."""
+    from bundler.archive import FORMATS, archive_timestamp, check_archive_time
     from bundler.build import build_bundle
     from bundler.storage import open_destination
 
     started = time.perf_counter()
     story_id = parse_story_id(story_id)
-    from bundler.archive import FORMATS
-
     if archive is not None and archive not in FORMATS:
         raise UsageError(f"--archive must be 'zip' or 'tar.gz', not {archive!r}.")
+    check_cancel(cancel)
     jobs = jobs or default_jobs()
     destination = open_destination(out_dir, jobs)
     destination.claim(story_id, overwrite)
     source = _source(assets_root)
-    bundle_plan = diagnose(story_id, database=database, assets_root=source, exported_at=exported_at, jobs=jobs)
-    stats: dict[str, Any] = _plan_stats(bundle_plan)
+    try:
+        bundle_plan = diagnose(story_id, database=database, assets_root=source, exported_at=exported_at, jobs=jobs)
+    except StoryNotFoundError as exc:
+        return _not_found(exc, started)
+    stats: dict[str, Any] = _plan_stats(bundle_plan, strict)
+    problems = _reported(bundle_plan, strict)
     if _failed(bundle_plan, strict):
         stats["seconds"] = round(time.perf_counter() - started, 3)
-        return StoryReport(story_id, False, bundle_plan.problems, stats, title=bundle_plan.title)
+        return StoryReport(story_id, False, problems, stats, title=bundle_plan.title)
+    if archive is not None:  # before anything is written: a time the format cannot store is a usage error
+        check_archive_time(archive, archive_timestamp(bundle_plan.exported_at))
+    check_cancel(cancel)
 
     copies = bundle_plan.files()
     if progress:
         progress.start(story_id, sum(c.source.size for c in copies))
-    advance = (lambda count: progress.advance(story_id, count)) if progress else None
-    with destination.staging(story_id) as staging:
-        previous = destination.previous(story_id)
-        files = build_bundle(bundle_plan, staging, jobs, advance, source=source, previous=previous)
-        published = destination.publish(staging, story_id, overwrite, archive, bundle_plan.exported_at)
+
+    def advance(count: int) -> None:
+        check_cancel(cancel)  # between chunks: an interrupted copy stops within a megabyte
+        if progress:
+            progress.advance(story_id, count)
+
+    try:
+        with destination.staging(story_id) as staging:
+            previous = destination.previous(story_id)
+            try:
+                files = build_bundle(bundle_plan, staging, jobs, advance, source=source, previous=previous)
+            except OSError as exc:  # disk full, read-only, quota: name the path that failed
+                where = exc.filename or staging
+                message = f"Cannot build the bundle of {story_id} in {destination}: {exc.strerror or exc} ({where})."
+                raise EnvError(message) from None
+            check_cancel(cancel)
+            # the archive is built from staging and published with the bundle, both or neither;
+            # an interrupt is honoured until the swap starts, never halfway through it
+            published = destination.publish(
+                staging, story_id, overwrite, archive, bundle_plan.exported_at, check=lambda: check_cancel(cancel)
+            )
+    except MediaChangedError as exc:
+        problems = (*problems, media_changed_problem(bundle_plan, exc))
+        stats.update(errors=stats["errors"] + 1, seconds=round(time.perf_counter() - started, 3))
+        return StoryReport(story_id, False, problems, stats, title=bundle_plan.title)
     stats.update(
         files=len(files) + 2,  # + manifest.json and SHA256SUMS
         bytes=sum(entry.bytes for entry in files) + published.text_bytes,
         seconds=round(time.perf_counter() - started, 3),
     )
-    return StoryReport(
-        story_id, True, bundle_plan.problems, stats, published.bundle, published.archive, bundle_plan.title
-    )
+    return StoryReport(story_id, True, problems, stats, published.bundle, published.archive, bundle_plan.title)

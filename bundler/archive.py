@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import os
-import secrets
 import shutil
 import stat
 import tarfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +33,7 @@ _DIR_MODE = 0o755
 _CHUNK = 1 << 20
 _ZIP_UNIX = 3  # create_system: Unix, so readers honour the permission bits in external_attr
 _ZIP_DOS_DIRECTORY = 0x10
-_ZIP_EARLIEST = datetime(1980, 1, 1, tzinfo=UTC)  # the zip format cannot express earlier times
+_ZIP_FIRST_YEAR, _ZIP_LAST_YEAR = 1980, 2107  # the years a zip (DOS) time can express
 
 
 def archive_path(bundle_dir: Path, fmt: ArchiveFormat) -> Path:
@@ -53,38 +54,97 @@ def archive_timestamp(manifest_exported_at: str) -> datetime:
     return _as_utc(parsed)
 
 
+def check_archive_time(fmt: ArchiveFormat, timestamp: datetime) -> None:
+    """Refuse, before anything is written, a time the format cannot store (zip: 1980 to 2107)."""
+    if fmt not in FORMATS:
+        raise UsageError(f"Unknown archive format {fmt!r}: use zip or tar.gz.")
+    when = _as_utc(timestamp)
+    if fmt == "zip" and not _ZIP_FIRST_YEAR <= when.year <= _ZIP_LAST_YEAR:
+        raise UsageError(
+            f"--archive zip cannot store the time {when.isoformat().replace('+00:00', 'Z')} "
+            f"(zip times run from {_ZIP_FIRST_YEAR} to {_ZIP_LAST_YEAR}); "
+            "use --archive tar.gz or choose another --exported-at."
+        )
+
+
 def write_archive(bundle_dir: Path, fmt: ArchiveFormat, timestamp: datetime) -> Path:
     """Write ``<bundle_dir.parent>/<bundle_dir.name>.<fmt>`` and return its path.
 
     An existing archive at that path is replaced atomically; whether it may be
-    is the caller's decision (``assemble`` only archives what it just published).
+    is the caller's decision.
     """
-    if fmt not in FORMATS:
-        raise UsageError(f"Unknown archive format {fmt!r}: use zip or tar.gz.")
+    from bundler.publish import run_scratch, scratch_file
+
+    check_archive_time(fmt, timestamp)
     if not bundle_dir.is_dir():
         raise EnvError(f"Bundle folder {bundle_dir} does not exist.")
     bundle_dir = Path(os.path.abspath(bundle_dir))  # "." or "x/.." still name the top folder
     target = archive_path(bundle_dir, fmt)
-    entries = _entries(bundle_dir)
+    with run_scratch(bundle_dir.parent, bundle_dir.name) as scratch:
+        temp = build_archive(bundle_dir, bundle_dir.name, fmt, timestamp, scratch_file(scratch, f".{fmt}.tmp"))
+        try:
+            os.replace(temp, target)
+        except OSError as exc:
+            raise EnvError(f"Cannot write the archive {target}: {exc.strerror or exc}.") from None
+    return target
+
+
+def build_archive(
+    source_dir: Path,
+    top: str,
+    fmt: ArchiveFormat,
+    timestamp: datetime,
+    destination: Path,
+    check: Callable[[], None] | None = None,
+) -> Path:
+    """Write the archive of ``source_dir`` (entries under ``top/``) to the new file ``destination``.
+
+    ``check`` is called between chunks, so a run can stop (raise) promptly; on any
+    failure or interrupt ``destination`` is removed.
+    """
+    check_archive_time(fmt, timestamp)
+    entries = _entries(source_dir, top)
     when = _as_utc(timestamp)
-    temp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
     try:
         # O_EXCL with 0o666: a fresh private name, and the usual umask-derived mode for the result
-        with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as out:
+        with open(os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as out:
             if fmt == "zip":
-                _write_zip(out, entries, when)
+                _write_zip(out, entries, when, check)
             else:
-                _write_tar_gz(out, entries, when)
+                _write_tar_gz(out, entries, when, check)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(temp, target)
     except BaseException as exc:  # interrupts too: never leave the temp file behind
         with contextlib.suppress(OSError):
-            temp.unlink()
+            destination.unlink()
         if isinstance(exc, OSError):
-            raise EnvError(f"Cannot write the archive {target}: {exc.strerror or exc}.") from exc
+            where = exc.filename or destination
+            raise EnvError(f"Cannot write the archive {destination}: {exc.strerror or exc} ({where}).") from exc
         raise
-    return target
+    return destination
+
+
+class _Checked(io.RawIOBase):
+    """A source file whose every read first asks ``check`` whether to go on."""
+
+    def __init__(self, source: BinaryIO, check: Callable[[], None]) -> None:
+        self.source, self.check = source, check
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.source.close()
+        super().close()
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.check()
+        return self.source.read(-1 if size is None else size)
+
+
+def _open_source(path: Path, check: Callable[[], None] | None) -> BinaryIO:
+    source = open(path, "rb")  # noqa: SIM115 - closed by the caller's with-block
+    return source if check is None else _Checked(source, check)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +154,7 @@ class _Entry:
     size: int | None  # None for a folder
 
 
-def _entries(bundle_dir: Path) -> list[_Entry]:
-    top = bundle_dir.name
+def _entries(bundle_dir: Path, top: str) -> list[_Entry]:
     entries = [_Entry(top, bundle_dir, None)]
     pending = [bundle_dir]  # explicit stack: folder depth costs no recursion
     while pending:
@@ -117,7 +176,7 @@ def _entries(bundle_dir: Path) -> list[_Entry]:
     return entries
 
 
-def _write_tar_gz(out: BinaryIO, entries: list[_Entry], when: datetime) -> None:
+def _write_tar_gz(out: BinaryIO, entries: list[_Entry], when: datetime, check: Callable[[], None] | None) -> None:
     mtime = int(when.timestamp())
     # no file name and mtime 0 in the gzip header: neither may leak into the bytes
     with (
@@ -136,12 +195,12 @@ def _write_tar_gz(out: BinaryIO, entries: list[_Entry], when: datetime) -> None:
                 continue
             info.mode = _FILE_MODE
             info.size = entry.size
-            with open(entry.source, "rb") as source:
+            with _open_source(entry.source, check) as source:
                 archive.addfile(info, source)  # copies exactly info.size bytes, in chunks
 
 
-def _write_zip(out: BinaryIO, entries: list[_Entry], when: datetime) -> None:
-    date_time = max(when, _ZIP_EARLIEST).timetuple()[:6]
+def _write_zip(out: BinaryIO, entries: list[_Entry], when: datetime, check: Callable[[], None] | None) -> None:
+    date_time = when.timetuple()[:6]
     with zipfile.ZipFile(out, mode="w") as archive:
         for entry in entries:
             if entry.size is None:
@@ -156,7 +215,7 @@ def _write_zip(out: BinaryIO, entries: list[_Entry], when: datetime) -> None:
             info.compress_type = zipfile.ZIP_DEFLATED
             # known up front, so zip64 is chosen from the size alone, never from timing
             info.file_size = entry.size
-            with open(entry.source, "rb") as source, archive.open(info, mode="w") as target:
+            with _open_source(entry.source, check) as source, archive.open(info, mode="w") as target:
                 shutil.copyfileobj(source, target, _CHUNK)
 
 

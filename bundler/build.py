@@ -15,12 +15,13 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bundler import texts_record
-from bundler.copying import Progress
+from bundler.copying import Progress, read_seal
 from bundler.manifest import MANIFEST_NAME, PLAYER_NAME, SUMS_NAME, FileEntry, dumps, manifest_document, sha256sums
 from bundler.plan.types import BundlePlan, FileCopy
 from bundler.workers import run_adaptive, run_tuned
@@ -52,6 +53,14 @@ def make_folders(staging: Path, copies: Sequence[FileCopy]) -> None:
 
 
 UNCHANGED_MARK = ".unchanged"  # in a staging folder: "the previous bundle is already this bundle"
+
+
+def unchanged_since(staging: Path) -> int | None:
+    """For a staging folder holding ``UNCHANGED_MARK``: when the previous bundle was found current."""
+    try:
+        return int((staging / UNCHANGED_MARK).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def exact_tree(bundle: Path, files: set[str]) -> bool:
@@ -173,12 +182,14 @@ def build_bundle(
     """
     copies = plan.files()
     previous_text, staging_text = (os.fspath(previous) if previous else ""), os.fspath(staging)
+    seal = read_seal(previous) if previous is not None else None
+    checked_ns = time.time_ns()  # before any file of the previous bundle is looked at
 
     texts = _Texts(staging, None)
     rendered: list[FileEntry] | None = None
     key: bytes | None = None
     if previous is not None:
-        current = run_adaptive(copies, lambda c: source.current(c, f"{previous_text}/{c.target}"), jobs)
+        current = run_adaptive(copies, lambda c: source.current(c, f"{previous_text}/{c.target}", seal), jobs)
         if all(current) and exact_tree(previous, {c.target for c in copies} | set(texts_record.TEXTS)):
             media = [entry for entry in current if entry is not None]
             key = texts_record.texts_key(plan, media)
@@ -190,7 +201,8 @@ def build_bundle(
                     kept = texts.entries
                     texts_record.store(previous, key, kept)
             if kept is not None:
-                (staging / UNCHANGED_MARK).touch()
+                # every file was proven current after checked_ns: the time to seal the bundle with again
+                (staging / UNCHANGED_MARK).write_text(str(checked_ns))
                 if progress:
                     progress(sum(entry.bytes for entry in media))
                 return [*media, kept[0]]  # the player, as rendered would return it
@@ -199,7 +211,7 @@ def build_bundle(
 
     def one(copy: FileCopy) -> FileEntry:
         if previous is not None:
-            reused = source.reuse(copy, previous_text, f"{staging_text}/{copy.target}")
+            reused = source.reuse(copy, previous_text, f"{staging_text}/{copy.target}", seal)
             if reused is not None:
                 if progress:
                     progress(reused.bytes)

@@ -44,7 +44,8 @@ from pathlib import Path
 from bundler.assets import SourceFile, sniff
 from bundler.errors import InputError
 from bundler.manifest import FileEntry
-from bundler.plan.types import FileCopy
+from bundler.plan.types import BundlePlan, FileCopy
+from bundler.problems import Problem, error
 
 CHUNK = 1 << 20
 Progress = Callable[[int], None]  # called with the bytes just copied
@@ -57,6 +58,9 @@ _RECORD = struct.Struct("<B32sq16s")  # version, SHA-256, bundle file mtime (ns)
 # size and timestamps unchanged ("racy" files, as git calls them). Two seconds
 # covers the coarsest common timestamps (FAT); such fresh files are re-hashed.
 RACY_MARGIN_NS = 2_000_000_000
+SEAL_ATTRIBUTE = "user.bundler.sealed"  # on a bundle folder: see seal_bundle
+_SEAL = struct.Struct("<q")
+CTIME_TICK_NS = 20_000_000  # more than one tick of the kernel's coarse clock (4-10 ms)
 
 _NO_RECORDS = (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES, errno.ENOSYS)
 _records_supported = hasattr(os, "setxattr") and hasattr(os, "getxattr")
@@ -64,7 +68,29 @@ _local = threading.local()
 
 
 class MediaChangedError(InputError):
-    """A source file changed between the check and the copy."""
+    """A source file changed (or vanished) between the check and the copy: a story problem."""
+
+    def __init__(self, message: str, copy: FileCopy | None = None) -> None:
+        super().__init__(message)
+        self.copy = copy
+
+
+def media_changed_problem(plan: BundlePlan, exc: MediaChangedError) -> Problem:
+    """The problem for ``exc``, naming the scenelet (UUID and label), shot and file it concerns."""
+    copy = exc.copy
+    scenelet_id = label = shot_index = path = None
+    if copy is not None:
+        source = copy.source
+        path = os.fspath(source.path) if isinstance(source, SourceFile) else source.key
+        for scenelet in plan.scenelets:
+            shots = [shot.shot_index for shot in scenelet.shots if copy in (shot.image, shot.audio)]
+            if shots or copy == scenelet.branch_audio:
+                scenelet_id, label = scenelet.id, scenelet.label
+                shot_index = shots[0] if shots else None
+                break
+    return error(
+        "media-changed", str(exc), path=path, scenelet_id=scenelet_id, scenelet_label=label, shot_index=shot_index
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +101,8 @@ class SourceRecord:
     resolved path, size, mtime, ctime, inode and device (ctime cannot be set
     by programs, so a rewrite that restores the old mtime is still noticed).
     ``sha256`` is the hash of the copied bytes and ``copy_mtime_ns`` the bundle
-    file's own mtime, so a bundle file edited after the fact is never reused.
+    file's own mtime; a bundle file whose ctime is later than its bundle's seal
+    (``seal_bundle``) is re-hashed, so one edited after the fact is never reused.
     Binary and 57 bytes, so that file systems keep it inside the inode (ext4
     does up to 64 bytes under this name) instead of allocating a block per file.
     """
@@ -120,9 +147,12 @@ def _buffer() -> bytearray:
     return buffer
 
 
-def _write_all(fd: int, data: memoryview) -> None:
-    while data:
-        data = data[os.write(fd, data) :]
+def _write_all(fd: int, data: memoryview, path: Path) -> None:
+    try:
+        while data:
+            data = data[os.write(fd, data) :]
+    except OSError as exc:  # os.write names no file: a full disk must say where
+        raise OSError(exc.errno, exc.strerror, os.fspath(path)) from None
 
 
 def _same_file(before: os.stat_result, after: os.stat_result) -> bool:
@@ -173,7 +203,10 @@ def copy_and_hash(copy: FileCopy, destination: Path, progress: Progress | None =
     digest = hashlib.sha256()
     size = 0
     read_started = time.time_ns()
-    source_fd = os.open(_disk_file(copy).path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        source_fd = os.open(_disk_file(copy).path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise MediaChangedError(f"{_disk_file(copy).path} was removed while bundling ({copy.target}).", copy) from None
     try:
         before = os.fstat(source_fd)
         target_fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
@@ -183,17 +216,18 @@ def copy_and_hash(copy: FileCopy, destination: Path, progress: Progress | None =
                 if not count:
                     break
                 if size == 0 and not sniff(bytes(view[:16]), copy.kind):
-                    raise MediaChangedError(f"{_disk_file(copy).path} changed format while bundling ({copy.target}).")
+                    raise MediaChangedError(f"{_disk_file(copy).path} changed format while bundling ({copy.target}).", copy)
                 chunk = view[:count]
                 digest.update(chunk)
-                _write_all(target_fd, chunk)
+                _write_all(target_fd, chunk, destination)
                 size += count
                 if progress:
                     progress(count)
             if size != copy.source.size:
                 raise MediaChangedError(
                     f"{_disk_file(copy).path} changed size while bundling "
-                    f"({copy.source.size} -> {size} bytes; {copy.target})."
+                    f"({copy.source.size} -> {size} bytes; {copy.target}).",
+                    copy,
                 )
             sha = digest.hexdigest()
             after = os.fstat(source_fd)
@@ -228,7 +262,38 @@ def hash_file(path: Path) -> tuple[str, os.stat_result, os.stat_result, int]:
     return digest.hexdigest(), before, after, started
 
 
-def _recorded(copy: FileCopy, old: str) -> tuple[SourceRecord, os.stat_result, os.stat_result] | None:
+def seal_bundle(bundle: Path, sealed_ns: int | None = None) -> None:
+    """Mark a published bundle folder with a time no later than any change of its files made by
+    this run (writes, links, records, unlinking the old bundle's links), ``sealed_ns`` or now.
+
+    Whatever changes a bundle file afterwards (an edit, even one that puts the
+    mtime back, a chmod, a new link) sets its ctime later than the seal, which no
+    program can undo; such a file is re-hashed before it is trusted (``_recorded``).
+    The kernel stamps ctimes from a clock that lags by up to a tick, so this
+    returns only once that clock has surely passed the seal. (An edit in the
+    moments between the swap and the seal is the one change it cannot tell.)
+    """
+    if not _records_supported:
+        return
+    sealed = time.time_ns() if sealed_ns is None else sealed_ns
+    try:
+        os.setxattr(bundle, SEAL_ATTRIBUTE, _SEAL.pack(sealed), follow_symlinks=False)
+    except OSError:
+        return  # no seal: every file of this bundle is re-hashed before it is reused
+    wait = sealed + CTIME_TICK_NS - time.time_ns()
+    if wait > 0:
+        time.sleep(wait / 1e9)
+
+
+def read_seal(bundle: Path) -> int | None:
+    try:
+        data = os.getxattr(bundle, SEAL_ATTRIBUTE, follow_symlinks=False)
+    except OSError:
+        return None
+    return int(_SEAL.unpack(data)[0]) if len(data) == _SEAL.size else None
+
+
+def _recorded(copy: FileCopy, old: str, seal: int | None) -> tuple[SourceRecord, os.stat_result, os.stat_result] | None:
     """The record of the previous bundle's file ``old``, the source's current stat and ``old``'s stat,
     when ``old`` is still the very file that was written and as large as the source is now."""
     record = read_record(old)
@@ -248,18 +313,24 @@ def _recorded(copy: FileCopy, old: str) -> tuple[SourceRecord, os.stat_result, o
         or old_stat.st_size != current.st_size
     ):
         return None
+    if seal is None or old_stat.st_ctime_ns > seal:
+        # touched since the bundle was sealed (perhaps rewritten with its mtime put back): the
+        # record proves nothing about these bytes until they hash to it again
+        sha, before, after, _ = hash_file(Path(old))
+        if sha != record.sha256 or not _same_file(before, after):
+            return None
     return record, current, old_stat
 
 
-def current_entry(copy: FileCopy, old: str) -> FileEntry | None:
+def current_entry(copy: FileCopy, old: str, seal: int | None) -> FileEntry | None:
     """The previous bundle's file for ``copy`` as it is, when its record matches the source exactly."""
-    found = _recorded(copy, old)
+    found = _recorded(copy, old, seal)
     if found is None or not found[0].matches_source(os.fspath(_disk_file(copy).path), found[1]):
         return None
     return FileEntry(copy.target, found[2].st_size, found[0].sha256, copy.media_type)
 
 
-def reuse_previous(copy: FileCopy, previous: Path | str, destination: Path | str) -> FileEntry | None:
+def reuse_previous(copy: FileCopy, previous: Path | str, destination: Path | str, seal: int | None) -> FileEntry | None:
     """Hard-link ``copy`` from the previous bundle when its record proves it current, else None.
 
     * the source's path, size, mtime, ctime, inode and device as recorded: reuse as is;
@@ -270,7 +341,7 @@ def reuse_previous(copy: FileCopy, previous: Path | str, destination: Path | str
       was written, or any other change: None, and the caller copies anew.
     """
     old = f"{os.fspath(previous)}/{copy.target}"
-    found = _recorded(copy, old)
+    found = _recorded(copy, old, seal)
     if found is None:
         return None
     record, current, old_stat = found

@@ -46,3 +46,12 @@ class OutputExistsError(EnvError):
 
 class BundleUnreadableError(EnvError):
     """``verify`` could not read the bundle at all: exit 3."""
+
+
+class Interrupted(BundlerError):
+    """The run was stopped by a signal (Ctrl-C, SIGTERM): exit 128 + the signal number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__("interrupted; nothing was changed")
+        self.exit_code = 128 + signum
+        self.signum = signum

@@ -6,9 +6,13 @@ interrupted run removes its staging folder and leaves the old bundle as it was.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
+import fcntl
+import glob
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -18,6 +22,7 @@ from pathlib import Path
 from bundler.errors import EnvError, OutputExistsError
 
 STAGING_MARK = ".partial-"
+LOCK_SUFFIX = ".lock"
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
@@ -41,41 +46,115 @@ def ensure_target_free(target: Path, overwrite: bool) -> None:
 
 
 def remove_stale_staging(out_dir: Path, name: str) -> None:
-    """Remove staging folders of earlier runs of ``name`` that were killed (their pid is gone)."""
-    for candidate in out_dir.glob(f".{name}{STAGING_MARK}*"):
-        pid_text = candidate.name.rsplit(STAGING_MARK, 1)[-1].split("-", 1)[0]
-        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
-            shutil.rmtree(candidate, ignore_errors=True)
+    """Remove what earlier runs for ``name`` left behind when they were killed.
+
+    Every run holds an exclusive ``flock`` on its own lock file for as long as
+    its staging folder and temp files exist; whatever belongs to a lock that
+    can be taken (or to no lock at all) is debris. A process id is no proof
+    either way: two containers sharing ``--out`` see different PID namespaces.
+    """
+    runs: dict[str, list[Path]] = {}
+    for candidate in out_dir.glob(f".{glob.escape(name)}{STAGING_MARK}*"):
+        run = _RUN_NAME.match(candidate.name[len(name) + 1 :])
+        if run:
+            runs.setdefault(candidate.name[: len(name) + 1 + run.end()], []).append(candidate)
+    for run_name, entries in runs.items():
+        lock = out_dir / f"{run_name}{LOCK_SUFFIX}"
+        with _lock_if_free(lock) as free:
+            if free:
+                for entry in entries:
+                    if entry != lock:
+                        _remove(entry)
+                _remove(lock)  # last: until then a cleaner running beside us sees it taken
+    # archive temp files of versions before run locks: nothing writes these names any more
+    for fmt in ("zip", "tar.gz"):
+        for candidate in out_dir.glob(f".{glob.escape(name)}.{fmt}.*.tmp"):
+            _remove(candidate)
 
 
-def _pid_alive(pid: int) -> bool:
+_RUN_NAME = re.compile(re.escape(STAGING_MARK) + r"\d+-[0-9a-f]{8}")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+@contextmanager
+def _lock_if_free(lock: Path) -> Iterator[bool]:
+    """Hold ``lock`` exclusively while the caller cleans up; False when a live run holds it."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        yield True  # no lock (an older version's run, or one removing its last files)
+        return
+    except OSError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def run_scratch(out_dir: Path, name: str) -> Iterator[Path]:
+    """A fresh private name ``<out>/.<name>.partial-<pid>-<hex>`` for one run's temporary files.
+
+    The run's lock is taken before any of them exists and released after all are
+    gone, so another run (``remove_stale_staging``) never removes live files.
+    Whatever starts with the yielded name is removed on the way out.
+    """
+    remove_stale_staging(out_dir, name)
+    scratch = out_dir / f".{name}{STAGING_MARK}{os.getpid()}-{secrets.token_hex(4)}"
+    lock = scratch.with_name(scratch.name + LOCK_SUFFIX)
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise EnvError(f"Cannot create {lock}: {exc.strerror}.") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield scratch
+    finally:
+        for entry in out_dir.glob(f"{glob.escape(scratch.name)}*"):
+            if entry != lock:
+                _remove(entry)
+        _remove(lock)
+        os.close(fd)
 
 
 @contextmanager
 def staging_dir(out_dir: Path, name: str) -> Iterator[Path]:
     """A fresh hidden folder beside the target, removed on any exit unless published."""
-    remove_stale_staging(out_dir, name)
-    path = out_dir / f".{name}{STAGING_MARK}{os.getpid()}-{secrets.token_hex(4)}"
-    path.mkdir()
-    try:
+    with run_scratch(out_dir, name) as path:
+        try:
+            path.mkdir()
+        except OSError as exc:
+            raise EnvError(f"Cannot create the staging folder {path}: {exc.strerror}.") from None
         yield path
-    finally:
-        if path.exists():
-            shutil.rmtree(path, ignore_errors=True)
 
 
-def publish(staging: Path, target: Path, overwrite: bool) -> None:
+def scratch_file(scratch: Path, suffix: str) -> Path:
+    """A temp file name that belongs to the run owning ``scratch`` (removed with it)."""
+    return scratch.with_name(f"{scratch.name}{suffix}")
+
+
+def publish(staging: Path, target: Path, overwrite: bool, archive: tuple[Path, Path] | None = None) -> None:
     """Move the complete ``staging`` folder to ``target``.
 
     A staging folder holding only ``UNCHANGED_MARK`` means the build found
     ``target`` already byte for byte the new bundle: it is kept as it is.
+    ``archive`` is (complete temp file, final path): it is moved into place right
+    after the bundle, and if that fails the bundle move is undone, so bundle and
+    archive are published together or not at all.
     """
     from bundler.build import UNCHANGED_MARK
 
@@ -86,9 +165,18 @@ def publish(staging: Path, target: Path, overwrite: bool) -> None:
         if target.is_symlink() or not target.is_dir():
             raise OutputExistsError(f"{target} exists and is not a bundle folder; refusing to replace it.")
         if unchanged:
+            _place_archive(archive)
             shutil.rmtree(staging, ignore_errors=True)
             return
-        _swap(staging, target)
+        try:
+            _swap(staging, target)
+        except OSError as exc:
+            raise EnvError(f"Cannot replace the bundle {target}: {exc.strerror or exc}.") from None
+        try:
+            _place_archive(archive)
+        except EnvError:
+            _swap(staging, target)  # the old bundle back: neither is published
+            raise
         shutil.rmtree(staging, ignore_errors=True)  # it now holds the old bundle
         return
     if unchanged:  # the bundle found current was removed meanwhile: there is nothing to publish
@@ -99,6 +187,21 @@ def publish(staging: Path, target: Path, overwrite: bool) -> None:
         if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
             raise OutputExistsError(f"Bundle {target} appeared while building; not replacing it.") from None
         raise EnvError(f"Cannot move the bundle into place at {target}: {exc.strerror}.") from None
+    try:
+        _place_archive(archive)
+    except EnvError:
+        os.rename(target, staging)
+        raise
+
+
+def _place_archive(archive: tuple[Path, Path] | None) -> None:
+    if archive is None:
+        return
+    temp, final = archive
+    try:
+        os.replace(temp, final)
+    except OSError as exc:
+        raise EnvError(f"Cannot move the archive into place at {final}: {exc.strerror or exc}.") from None
 
 
 def _swap(staging: Path, target: Path) -> None:

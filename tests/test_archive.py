@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bundler.archive import FORMATS, archive_timestamp, write_archive
-from bundler.errors import EnvError
+from bundler.errors import EnvError, UsageError
 from bundler.verify import verify_bundle
 from tests.bundle_factory import EXPORTED_AT, make_bundle
 
@@ -129,12 +129,14 @@ def test_unpacked_archive_verifies_and_matches(bundle: Path, fmt: Any, tmp_path:
     assert all((copy / f).read_bytes() == (bundle / f).read_bytes() for f in files)
 
 
-def test_zip_before_1980_is_clamped(bundle: Path) -> None:
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    with zipfile.ZipFile(write_archive(bundle, "zip", epoch)) as zf:
-        assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
-    with tarfile.open(write_archive(bundle, "tar.gz", epoch)) as tar:
-        assert {m.mtime for m in tar.getmembers()} == {0}
+@pytest.mark.parametrize("when", [datetime(1970, 1, 1, tzinfo=UTC), datetime(2108, 1, 1, tzinfo=UTC)])
+def test_zip_refuses_a_time_it_cannot_store_and_tar_keeps_it(bundle: Path, when: datetime) -> None:
+    # every entry's time is exportedAt (DESIGN §3): a zip cannot say 1970 or 2108, so it is refused
+    with pytest.raises(UsageError, match="zip times run from 1980 to 2107"):
+        write_archive(bundle, "zip", when)
+    assert [p.name for p in bundle.parent.iterdir()] == [bundle.name]
+    with tarfile.open(write_archive(bundle, "tar.gz", when)) as tar:
+        assert {m.mtime for m in tar.getmembers()} == {when.timestamp()}
 
 
 # --- atomic writes --------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 
 from bundler import api
 from bundler.db.connect import DatabaseTarget
+from bundler.errors import EnvError
 from tests.builders import ShotSpec, StoryBuilder
 from tests.cli_helpers import json_of, run_cli
 from tests.test_manifest_paths import referenced_paths
@@ -156,7 +157,7 @@ def test_failure_mid_copy_keeps_old_bundle(
 
     monkeypatch.setattr(LocalSource, "copy", failing_copy)
     monkeypatch.setattr(LocalSource, "reuse", lambda *args: None)  # copy every file anew
-    with pytest.raises(OSError):
+    with pytest.raises(EnvError, match="No space left on device"):
         api.assemble(story.story_id, database=database, assets_root=assets_root, out_dir=out, overwrite=True, jobs=1)
     assert tree_files(out / story.story_id) == before
     assert sorted(p.name for p in out.iterdir()) == [story.story_id]

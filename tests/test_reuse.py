@@ -19,6 +19,7 @@ import bundler.build
 import bundler.copying
 from bundler import api
 from bundler.db.connect import DatabaseTarget
+from bundler.errors import EnvError
 from bundler.storage.local import LocalSource
 from tests.builders import StoryBuilder
 
@@ -246,18 +247,21 @@ def test_stored_path_switched_to_another_file_of_the_same_size_is_not_reused(
     assert (bundle / target).read_bytes() == replacement.read_bytes()
 
 
-@pytest.mark.parametrize("edit", ["append", "same size"])
+@pytest.mark.parametrize("edit", ["append", "same size", "same size, mtime put back"])
 def test_a_bundle_file_edited_after_the_fact_is_not_reused(
     story: StoryBuilder, assemble: Callable[..., Path], settle: Callable[[], None], assets_root: Path, edit: str
 ) -> None:
     settle()
     bundle = assemble(story.story_id)
     source, target = key_frame(story, assets_root)
+    written = (bundle / target).stat()
     if edit == "append":
         with open(bundle / target, "ab") as handle:
             handle.write(b"tampered")
     else:
         rewrite_same_size(bundle / target)
+    if edit.endswith("put back"):  # as `cp -p`, `rsync -t` or `tar x` would leave it
+        os.utime(bundle / target, ns=(written.st_atime_ns, written.st_mtime_ns))
 
     assemble(story.story_id)
     assert (bundle / target).read_bytes() == source.read_bytes()
@@ -294,7 +298,7 @@ def test_failed_reassemble_leaves_the_linked_old_bundle_untouched(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(LocalSource, "copy", failing_copy)
-    with pytest.raises(OSError):
+    with pytest.raises(EnvError, match="No space left on device"):
         api.assemble(
             story.story_id, database=database, assets_root=assets_root, out_dir=bundle.parent, overwrite=True, jobs=1
         )

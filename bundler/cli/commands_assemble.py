@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import click
 import typer
@@ -24,6 +25,9 @@ from bundler.cli.common import (
     reported_errors,
     stderr_console,
 )
+
+if TYPE_CHECKING:
+    from bundler.cancel import Cancellation
 
 StoryIdsArgument = Annotated[list[str] | None, typer.Argument(help="Story UUIDs.", show_default=False)]
 AllOption = Annotated[bool, typer.Option("--all", help="Every story in the database.")]
@@ -102,12 +106,13 @@ def assemble_command(
             jobs=workers,
             archive=archive,
             progress=progress,
+            cancel=cancel,
         )
 
-    with reported_errors(output, _context(story_ids, all_stories)):
+    with _cancel_on_signals() as cancel, reported_errors(output, _context(story_ids, all_stories)):
         target, ids = _resolve_stories(story_ids, all_stories, database_url, shard)
         reports = _run_batch(ids, jobs, output, run, show_progress=True)
-    _finish(reports, output, "assembled", "Assembled", batch=all_stories or len(ids) > 1)
+    _finish(reports, output, "assembled", "Assembled", batch=_is_batch(story_ids, all_stories), cancel=cancel)
 
 
 @app.command("check")
@@ -138,12 +143,17 @@ def check_command(
     output = Output.from_options(json_output, debug, output_format)
 
     def run(story_id: str, workers: int, progress: Any) -> api.StoryReport:
-        return api.check(story_id, database=target, assets_root=assets_root, strict=strict, jobs=workers)
+        return api.check(story_id, database=target, assets_root=assets_root, strict=strict, jobs=workers, cancel=cancel)
 
-    with reported_errors(output, _context(story_ids, all_stories)):
+    with _cancel_on_signals() as cancel, reported_errors(output, _context(story_ids, all_stories)):
         target, ids = _resolve_stories(story_ids, all_stories, database_url, shard)
         reports = _run_batch(ids, jobs, output, run, show_progress=False)
-    _finish(reports, output, "checked", "Checked", batch=all_stories or len(ids) > 1)
+    _finish(reports, output, "checked", "Checked", batch=_is_batch(story_ids, all_stories), cancel=cancel)
+
+
+def _is_batch(story_ids: Sequence[str] | None, all_stories: bool) -> bool:
+    """The batch shape for --all or several ids, even when the ids name the same story."""
+    return all_stories or len(story_ids or ()) > 1
 
 
 def _explain(code: str) -> None:
@@ -159,9 +169,27 @@ def _explain(code: str) -> None:
 
 def _context(story_ids: Sequence[str] | None, all_stories: bool) -> dict[str, Any]:
     """The JSON keys known before anything runs, so an early failure still yields the right shape."""
-    if story_ids and len(story_ids) == 1 and not all_stories:
+    if not _is_batch(story_ids, all_stories) and story_ids:
         return {"storyId": story_ids[0], "bundlePath": None, "problems": [], "stats": {}}
     return {"stories": []}
+
+
+@contextmanager
+def _cancel_on_signals() -> Iterator[Cancellation]:
+    """Ctrl-C and SIGTERM ask the run to stop: no new story starts, stories in progress are
+    abandoned at their next chunk (their staging removed, old bundles kept), then exit 128+N."""
+    from bundler.cancel import Cancellation
+
+    cancel = Cancellation()
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.getsignal(signum) for signum in handled}
+    for signum in handled:
+        signal.signal(signum, lambda number, _frame: cancel.cancel(number))
+    try:
+        yield cancel
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _resolve_stories(
@@ -221,8 +249,6 @@ def _run_batch(
                 console.print_exception()
             return StoryReport.failure(story_id, f"internal error: {type(exc).__name__}: {exc}", 70)
 
-    # SIGTERM unwinds like Ctrl-C, so staging folders are removed and old bundles stay
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     if progress:
         progress.__enter__()
     try:
@@ -267,10 +293,12 @@ def _progress(console: Any) -> _RichProgress:
     return _RichProgress(console)
 
 
-def _finish(reports: list[Any], output: Output, verb: str, title: str, *, batch: bool) -> None:
-    from bundler.cli.render import print_problems, summary_line, summary_table
+def _finish(reports: list[Any], output: Output, verb: str, title: str, *, batch: bool, cancel: Cancellation) -> None:
+    from bundler.cli.render import failure_reason, print_problems, summary_line, summary_table
 
     console = stderr_console()
+    if cancel.signum is not None:
+        _finish_interrupted(reports, output, cancel.signum, batch=batch)
 
     for report in reports:
         print_problems(console, output, report, prefix=f"{report.story_id[:8]} " if batch else "")
@@ -279,9 +307,7 @@ def _finish(reports: list[Any], output: Output, verb: str, title: str, *, batch:
         elif report.ok:
             console.print(escape(summary_line(report, verb)))
         else:
-            errors = report.stats.get("errors", 0)
-            reason = f"{errors} error(s)" if errors else "warnings under --strict"
-            console.print(f"[bold red]failed[/]: story {report.story_id}: {reason}; nothing written")
+            console.print(f"[bold red]failed[/]: story {report.story_id}: {failure_reason(report)}; nothing written")
     if batch:
         console.print(summary_table(reports, f"{title} {len(reports)} stories"))
     if output.json:
@@ -292,3 +318,18 @@ def _finish(reports: list[Any], output: Output, verb: str, title: str, *, batch:
     worst = max((r.exit_code for r in reports), default=0)
     if worst:
         fail(worst)
+
+
+def _finish_interrupted(reports: list[Any], output: Output, signum: int, *, batch: bool) -> NoReturn:
+    """One line, the one JSON document, exit 128 + the signal number (130 Ctrl-C, 143 SIGTERM)."""
+    finished = [r for r in reports if r.ok and r.bundle_path is not None]
+    line = "interrupted; nothing was changed"
+    if finished:
+        line = f"interrupted; {len(finished)} finished bundle(s) kept, nothing else was changed"
+    stderr_console().print(f"[bold red]{line}[/]")
+    if output.json:
+        if batch:
+            emit_json({"ok": False, "stories": [r.to_json() for r in reports]})
+        else:
+            emit_json(reports[0].to_json())
+    fail(128 + signum)

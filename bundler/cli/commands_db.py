@@ -62,6 +62,8 @@ def db_seed(
     from bundler.db.seed import seed_file
 
     output = Output.from_options(json_output, debug)
+    if if_missing and replace:
+        raise typer.BadParameter("use --if-missing or --replace, not both", param_hint="--replace")
     with reported_errors(output, {"file": str(file)}):
         target = resolve_target(database_url)
         root = resolve_assets_root(assets_root, create=True)

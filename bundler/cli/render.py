@@ -58,6 +58,15 @@ def summary_line(report: StoryReport, verb: str) -> str:
     return f"{verb} {report.story_id}{where} ({', '.join(parts)})"
 
 
+def failure_reason(report: StoryReport) -> str:
+    """Why a story failed, saying so when --strict turned its warnings into errors."""
+    errors = report.stats.get("errors", 0)
+    strict = report.stats.get("warningsAsErrors", 0)
+    if strict:
+        return f"{errors} error(s), {strict} of them warnings counted as errors under --strict"
+    return f"{errors} error(s)"
+
+
 def summary_table(reports: Sequence[StoryReport], title: str) -> Any:
     from rich.table import Table
 

@@ -36,11 +36,13 @@ class MediaSource(ABC):
     def copy(self, copy: FileCopy, destination: Path, progress: Progress | None) -> FileEntry:
         """Stream one checked file into ``destination`` (a new file), hashing it on the way."""
 
-    def current(self, copy: FileCopy, old: str) -> FileEntry | None:
-        """``old`` (a file of the bundle being replaced) when it provably holds the source's bytes."""
+    def current(self, copy: FileCopy, old: str, seal: int | None = None) -> FileEntry | None:
+        """``old`` (a file of the bundle being replaced) when it provably holds the source's bytes.
+
+        ``seal``: the previous bundle's seal (``bundler.copying.seal_bundle``), if any."""
         return None
 
-    def reuse(self, copy: FileCopy, previous: str, destination: str) -> FileEntry | None:
+    def reuse(self, copy: FileCopy, previous: str, destination: str, seal: int | None = None) -> FileEntry | None:
         """Link ``copy`` from the previous bundle folder when provably current, else None."""
         return None
 
@@ -71,6 +73,15 @@ class BundleDestination(ABC):
 
     @abstractmethod
     def publish(
-        self, staging: Path, story_id: str, overwrite: bool, archive: str | None, exported_at: str
+        self,
+        staging: Path,
+        story_id: str,
+        overwrite: bool,
+        archive: str | None,
+        exported_at: str,
+        check: Callable[[], None] | None = None,
     ) -> Published:
-        """Make the complete ``staging`` folder the story's bundle, all at once."""
+        """Make the complete ``staging`` folder the story's bundle (and its archive), all at once.
+
+        ``check`` raises to stop the run (an interrupt): it is called while the
+        archive is built and before publishing begins, never halfway through it."""

@@ -8,7 +8,7 @@ folder beside the target, atomic swap). This module puts them behind the seam.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -40,15 +40,15 @@ class LocalSource(MediaSource):
 
         return copy_and_hash(copy, destination, progress)
 
-    def current(self, copy: FileCopy, old: str) -> FileEntry | None:
+    def current(self, copy: FileCopy, old: str, seal: int | None = None) -> FileEntry | None:
         from bundler.copying import current_entry
 
-        return current_entry(copy, old)
+        return current_entry(copy, old, seal)
 
-    def reuse(self, copy: FileCopy, previous: str, destination: str) -> FileEntry | None:
+    def reuse(self, copy: FileCopy, previous: str, destination: str, seal: int | None = None) -> FileEntry | None:
         from bundler.copying import reuse_previous
 
-        return reuse_previous(copy, previous, destination)
+        return reuse_previous(copy, previous, destination, seal)
 
 
 class LocalDestination(BundleDestination):
@@ -82,15 +82,35 @@ class LocalDestination(BundleDestination):
         return previous_bundle(self.out, story_id)
 
     def publish(
-        self, staging: Path, story_id: str, overwrite: bool, archive: str | None, exported_at: str
+        self,
+        staging: Path,
+        story_id: str,
+        overwrite: bool,
+        archive: str | None,
+        exported_at: str,
+        check: Callable[[], None] | None = None,
     ) -> Published:
-        from bundler.archive import archive_timestamp, write_archive
-        from bundler.publish import publish
+        from bundler.archive import archive_path, archive_timestamp, build_archive
+        from bundler.build import unchanged_since
+        from bundler.copying import seal_bundle
+        from bundler.publish import publish, scratch_file
 
         target = self.out / story_id
-        publish(staging, target, overwrite)
-        archive_path = None
-        if archive is not None:
-            archive_path = write_archive(target, archive, archive_timestamp(exported_at))  # type: ignore[arg-type]
+        unchanged = unchanged_since(staging)  # then the bundle in place already is the new one
+        placed: tuple[Path, Path] | None = None
+        if archive is not None:  # built before the swap, moved into place right after it
+            temp = build_archive(
+                target if unchanged is not None else staging,
+                story_id,
+                archive,  # type: ignore[arg-type]
+                archive_timestamp(exported_at),
+                scratch_file(staging, f".{archive}.tmp"),
+                check,
+            )
+            placed = (temp, archive_path(target, archive))  # type: ignore[arg-type]
+        if check is not None:
+            check()  # the last moment to stop
+        publish(staging, target, overwrite, placed)
+        seal_bundle(target, unchanged)
         text_bytes = sum((target / name).stat().st_size for name in (MANIFEST_NAME, SUMS_NAME))
-        return Published(target, archive_path, text_bytes)
+        return Published(target, placed[1] if placed else None, text_bytes)
