@@ -24,7 +24,7 @@ from bundler.errors import EnvError, StoryNotFoundError, UsageError
 from bundler.models import StorySnapshot
 from bundler.plan.planner import analyze, default_exported_at, format_timestamp, plan
 from bundler.plan.types import BundlePlan
-from bundler.problems import Problem
+from bundler.problems import Problem, error
 
 if TYPE_CHECKING:
     from bundler.storage import MediaSource
@@ -166,7 +166,7 @@ def _failed(bundle_plan: BundlePlan, strict: bool) -> bool:
 
 def _not_found(exc: StoryNotFoundError, started: float) -> StoryReport:
     """DESIGN §2 lists "story not found" among the story errors: a problem, exit 1."""
-    problem = Problem("error", "story-not-found", str(exc))
+    problem = error("story-not-found", str(exc))
     stats = {"errors": 1, "warnings": 0, "seconds": round(time.perf_counter() - started, 3)}
     return StoryReport(exc.story_id, False, (problem,), stats)
 

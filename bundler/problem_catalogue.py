@@ -36,6 +36,13 @@ _STORY = "assemble, check"
 _VERIFY = "verify"
 
 _ENTRIES = (
+    Entry(
+        "story-not-found",
+        "error",
+        _STORY,
+        "No story has this id in the database the command read.",
+        "Check the id (`bundler stories` lists them) and `--database-url`/`DATABASE_URL`.",
+    ),
     # --- the story tree (assemble, check) ------------------------------------------------
     Entry(
         "no-scenelets",
@@ -175,6 +182,14 @@ _ENTRIES = (
         "and a `moov` box. Empty and truncated files count.",
         "Regenerate or re-encode the file; the message says what it actually is.",
     ),
+    Entry(
+        "media-changed",
+        "error",
+        "assemble",
+        "A media file was removed, or changed size or format, between the check and the copy (the pipeline "
+        "was still writing it). Nothing was written; an existing bundle is kept.",
+        "Run again once the pipeline has finished writing the story's media.",
+    ),
     # --- music (assemble, check) ---------------------------------------------------------
     Entry(
         "invalid-audio-design",
@@ -278,6 +293,14 @@ _ENTRIES = (
         _VERIFY,
         "A path in the manifest (shot, branch narration, music) names a file that `files` does not list.",
         "Assemble the bundle again.",
+    ),
+    Entry(
+        "player-manifest-mismatch",
+        "error",
+        _VERIFY,
+        "The manifest embedded in `index.html` is not `manifest.json` (its `files` list aside), so the player "
+        "would play something other than what the bundle declares.",
+        "Assemble the bundle again; never edit `index.html` or `manifest.json` by hand.",
     ),
     Entry(
         "duplicate-scenelet",

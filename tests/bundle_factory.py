@@ -103,7 +103,7 @@ def make_bundle(out_dir: Path, story_id: str = STORY_ID) -> Path:
     """Write the bundle to ``out_dir/<story_id>/`` and return that folder."""
     manifest, media = story_manifest()
     manifest["metadata"]["storyId"] = story_id
-    media["index.html"] = b"<!doctype html>\n<title>The Lantern Keeper</title>\n<p>player</p>\n"
+    media["index.html"] = player_for(manifest)
     bundle = out_dir / story_id
     for path, content in media.items():
         target = bundle / path
@@ -120,6 +120,13 @@ def make_bundle(out_dir: Path, story_id: str = STORY_ID) -> Path:
     ]
     write_manifest(bundle, manifest)
     return bundle
+
+
+def player_for(manifest: dict[str, Any]) -> bytes:
+    """The real player for ``manifest`` (it embeds the manifest without ``files``)."""
+    from bundler.player import render_player
+
+    return render_player({k: v for k, v in manifest.items() if k != "files"}).encode("utf-8")
 
 
 def read_manifest(bundle: Path) -> dict[str, Any]:
@@ -140,4 +147,19 @@ def edit_manifest(bundle: Path, change: Callable[[dict[str, Any]], None]) -> Non
     """Apply ``change`` to the manifest and re-sign it, as a buggy or tampering writer would."""
     manifest = read_manifest(bundle)
     change(manifest)
+    _sync_player(bundle, manifest)
     write_manifest(bundle, manifest)
+
+
+def _sync_player(bundle: Path, manifest: dict[str, Any]) -> None:
+    """A writer that tampers with the manifest keeps the player's copy in step (``verify`` compares them)."""
+    player = bundle / "index.html"
+    if not player.is_file():
+        return
+    old_sha = hashlib.sha256(player.read_bytes()).hexdigest()
+    data = player_for(manifest)
+    player.write_bytes(data)
+    files = manifest.get("files")
+    for entry in files if isinstance(files, list) else ():
+        if isinstance(entry, dict) and entry.get("path") == "index.html" and entry.get("sha256") == old_sha:
+            entry.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())

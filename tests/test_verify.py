@@ -165,7 +165,11 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], set[tuple[str, str]]]] = {
         {("dangling-reference", f"assets/shots/{END}/9_key_frame.png")},
     ),
     "manifest lists a missing file": (list_missing_file, {("missing-file", "assets/zz-missing.png")}),
-    "manifest edited after signing": (edit_manifest_unsigned, {("checksum-mismatch", "manifest.json")}),
+    # the title changed in manifest.json only: the player still embeds the old one
+    "manifest edited after signing": (
+        edit_manifest_unsigned,
+        {("checksum-mismatch", "manifest.json"), ("player-manifest-mismatch", "index.html")},
+    ),
 }
 
 
