@@ -216,7 +216,9 @@ def copy_and_hash(copy: FileCopy, destination: Path, progress: Progress | None =
                 if not count:
                     break
                 if size == 0 and not sniff(bytes(view[:16]), copy.kind):
-                    raise MediaChangedError(f"{_disk_file(copy).path} changed format while bundling ({copy.target}).", copy)
+                    raise MediaChangedError(
+                        f"{_disk_file(copy).path} changed format while bundling ({copy.target}).", copy
+                    )
                 chunk = view[:count]
                 digest.update(chunk)
                 _write_all(target_fd, chunk, destination)

@@ -206,7 +206,13 @@ class S3Destination(BundleDestination):
             shutil.rmtree(work, ignore_errors=True)
 
     def publish(
-        self, staging: Path, story_id: str, overwrite: bool, archive: str | None, exported_at: str
+        self,
+        staging: Path,
+        story_id: str,
+        overwrite: bool,
+        archive: str | None,
+        exported_at: str,
+        check: Callable[[], None] | None = None,
     ) -> Published:
         from bundler.workers import run_parallel
 
@@ -241,6 +247,8 @@ class S3Destination(BundleDestination):
             }
             pointer = (json.dumps(document, indent=2, sort_keys=True) + "\n").encode("utf-8")
             pointer_key = story.key(POINTER_NAME)
+            if check is not None:
+                check()  # an interrupt before the pointer: readers never see the new version
             if self.client.read_all(pointer_key) != pointer:
                 self.client.put_bytes(pointer_key, pointer)  # last: readers switch to the complete version
         text_bytes = files[MANIFEST_NAME] + files[SUMS_NAME]
