@@ -161,7 +161,7 @@ def test_interrupting_a_multi_story_run_abandons_the_stories_in_progress(
     took = time.monotonic() - signalled
 
     assert process.returncode == 128 + signum, stderr
-    assert took < 5, f"exit took {took:.2f} s after the signal"
+    assert took < 10, f"exit took {took:.2f} s after the signal"  # slack for a loaded CI machine
     document = json.loads(stdout)
     assert document["ok"] is False and len(document["stories"]) == 3
     assert {story["error"]["exitCode"] for story in document["stories"]} == {128 + signum}
