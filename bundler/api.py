@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,6 +103,22 @@ def _source_date_epoch(text: str) -> datetime:
         raise UsageError(f"SOURCE_DATE_EPOCH={text!r} is invalid: out of the range of dates.") from None
 
 
+class Phases:
+    """Wall-clock seconds per pipeline phase (load, probe, plan, build, publish): ``stats["phases"]``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            spent = self.seconds.get(name, 0.0) + time.perf_counter() - started
+            self.seconds[name] = round(spent, 3)
+
+
 def _target(database: DatabaseTarget | str | None) -> DatabaseTarget:
     return database if isinstance(database, DatabaseTarget) else resolve_target(database)
 
@@ -113,17 +130,22 @@ def diagnose(
     assets_root: str | Path | MediaSource | None = None,
     exported_at: str | None = None,
     jobs: int | None = None,
+    phases: Phases | None = None,
 ) -> BundlePlan:
     """Load, check media and plan one story (no output written)."""
     from bundler.load import load_snapshot
 
+    phase = phases or Phases()
     story_id = parse_story_id(story_id)
     source = _source(assets_root)
-    with connection(_target(database)) as conn:
+    with phase("load"), connection(_target(database)) as conn:
         snapshot = load_snapshot(conn, story_id)
-    analysis = analyze(snapshot)
-    media = source.probe(analysis.requests, jobs or default_jobs())
-    return plan(analysis, media, resolve_exported_at(exported_at, snapshot))
+    with phase("plan"):
+        analysis = analyze(snapshot)
+    with phase("probe"):
+        media = source.probe(analysis.requests, jobs or default_jobs())
+    with phase("plan"):
+        return plan(analysis, media, resolve_exported_at(exported_at, snapshot))
 
 
 def _source(assets_root: str | Path | MediaSource | None) -> MediaSource:
@@ -182,9 +204,10 @@ def check(
 ) -> StoryReport:
     """Everything ``assemble`` checks; writes nothing."""
     started = time.perf_counter()
+    phases = Phases()
     check_cancel(cancel)
     try:
-        bundle_plan = diagnose(story_id, database=database, assets_root=assets_root, jobs=jobs)
+        bundle_plan = diagnose(story_id, database=database, assets_root=assets_root, jobs=jobs, phases=phases)
     except StoryNotFoundError as exc:
         return _not_found(exc, started)
     check_cancel(cancel)
@@ -194,6 +217,7 @@ def check(
         "files": len(files),
         "bytes": sum(f.source.size for f in files),
         "seconds": round(time.perf_counter() - started, 3),
+        "phases": phases.seconds,
     }
     return StoryReport(
         bundle_plan.story_id,
@@ -232,14 +256,17 @@ def assemble(
     destination = open_destination(out_dir, jobs)
     destination.claim(story_id, overwrite)
     source = _source(assets_root)
+    phases = Phases()
     try:
-        bundle_plan = diagnose(story_id, database=database, assets_root=source, exported_at=exported_at, jobs=jobs)
+        bundle_plan = diagnose(
+            story_id, database=database, assets_root=source, exported_at=exported_at, jobs=jobs, phases=phases
+        )
     except StoryNotFoundError as exc:
         return _not_found(exc, started)
     stats: dict[str, Any] = _plan_stats(bundle_plan, strict)
     problems = _reported(bundle_plan, strict)
     if _failed(bundle_plan, strict):
-        stats["seconds"] = round(time.perf_counter() - started, 3)
+        stats.update(seconds=round(time.perf_counter() - started, 3), phases=phases.seconds)
         return StoryReport(story_id, False, problems, stats, title=bundle_plan.title)
     if archive is not None:  # before anything is written: a time the format cannot store is a usage error
         check_archive_time(archive, archive_timestamp(bundle_plan.exported_at))
@@ -258,7 +285,8 @@ def assemble(
         with destination.staging(story_id) as staging:
             previous = destination.previous(story_id)
             try:
-                files = build_bundle(bundle_plan, staging, jobs, advance, source=source, previous=previous)
+                with phases("build"):
+                    files = build_bundle(bundle_plan, staging, jobs, advance, source=source, previous=previous)
             except OSError as exc:  # disk full, read-only, quota: name the path that failed
                 where = exc.filename or staging
                 message = f"Cannot build the bundle of {story_id} in {destination}: {exc.strerror or exc} ({where})."
@@ -266,9 +294,10 @@ def assemble(
             check_cancel(cancel)
             # the archive is built from staging and published with the bundle, both or neither;
             # an interrupt is honoured until the swap starts, never halfway through it
-            published = destination.publish(
-                staging, story_id, overwrite, archive, bundle_plan.exported_at, check=lambda: check_cancel(cancel)
-            )
+            with phases("publish"):
+                published = destination.publish(
+                    staging, story_id, overwrite, archive, bundle_plan.exported_at, check=lambda: check_cancel(cancel)
+                )
     except MediaChangedError as exc:
         problems = (*problems, media_changed_problem(bundle_plan, exc))
         stats.update(errors=stats["errors"] + 1, seconds=round(time.perf_counter() - started, 3))
@@ -277,5 +306,6 @@ def assemble(
         files=len(files) + 2,  # + manifest.json and SHA256SUMS
         bytes=sum(entry.bytes for entry in files) + published.text_bytes,
         seconds=round(time.perf_counter() - started, 3),
+        phases=phases.seconds,
     )
     return StoryReport(story_id, True, problems, stats, published.bundle, published.archive, bundle_plan.title)

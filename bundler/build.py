@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from bundler import texts_record
 from bundler.copying import Progress, read_seal
-from bundler.manifest import MANIFEST_NAME, PLAYER_NAME, SUMS_NAME, FileEntry, dumps, manifest_document, sha256sums
+from bundler.manifest import MANIFEST_NAME, PLAYER_NAME, SUMS_NAME, FileEntry, dump_bytes, manifest_document, sha256sums
 from bundler.plan.types import BundlePlan, FileCopy
 from bundler.workers import run_adaptive, run_tuned
 
@@ -117,8 +117,8 @@ class _Texts:
     def unchanged(self) -> bool:
         return all(data is None for data in self.pending.values())
 
-    def put(self, name: str, text: str, media_type: str) -> FileEntry:
-        data = text.encode("utf-8")
+    def put(self, name: str, text: str | bytes, media_type: str) -> FileEntry:
+        data = text if isinstance(text, bytes) else text.encode("utf-8")
         del text  # the caller's temporary: at most one copy of a large document alive
         entry = FileEntry(name, len(data), hashlib.sha256(data).hexdigest(), media_type)
         self.entries.append(entry)
@@ -155,7 +155,7 @@ def _render(plan: BundlePlan, media: list[FileEntry], texts: _Texts) -> list[Fil
     # Each document is built, handed over and dropped in turn: at 100,000 shots they are tens of MB.
     player = texts.put(PLAYER_NAME, render_player(manifest_document(plan, None)), "text/html")
     files = [*media, player]
-    manifest_entry = texts.put(MANIFEST_NAME, dumps(manifest_document(plan, files)), "application/json")
+    manifest_entry = texts.put(MANIFEST_NAME, dump_bytes(manifest_document(plan, files)), "application/json")
     texts.put(SUMS_NAME, sha256sums([*files, manifest_entry]), "text/plain")
     return files
 

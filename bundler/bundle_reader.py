@@ -12,12 +12,14 @@ import json
 import os
 import re
 import tarfile
+import threading
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, NamedTuple, Protocol
 
 from bundler.errors import BundleUnreadableError
 from bundler.manifest import MANIFEST_NAME as MANIFEST
@@ -25,16 +27,32 @@ from bundler.manifest import PLAYER_NAME as PLAYER
 from bundler.manifest import SUMS_NAME as SUMS
 from bundler.problems import Problem, error
 
-_CHUNK = 1 << 20
+# big reads: hashlib releases the GIL while it hashes a buffer, so threads hash files in parallel
+_CHUNK = 4 << 20
 _HEAD = 16  # enough for bundler.assets.sniff
+_buffers = threading.local()  # one read buffer per thread, reused across files
 
 
 @dataclass(frozen=True, slots=True)
 class Digest:
     size: int
-    sha256: str
+    sha256: str | None  # None when read with ``quick`` (sizes and completeness only)
     head: bytes
     content: bytes | None  # kept only for manifest.json, SHA256SUMS and index.html
+
+
+class ReadProgress(Protocol):
+    def start(self, total_bytes: int | None) -> None: ...
+    def advance(self, count: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How to read a bundle: hashing threads (folders), quick mode, progress."""
+
+    jobs: int = 1
+    quick: bool = False  # sizes and heads only; manifest.json and SHA256SUMS are still read in full
+    progress: ReadProgress | None = None
 
 
 class _Bad(NamedTuple):
@@ -55,48 +73,92 @@ def _keeps(name: str) -> bool:
     return name.rsplit("/", 1)[-1] in (MANIFEST, SUMS, PLAYER) and name.count("/") <= 1
 
 
-def _digest(stream: IO[bytes], keep: bool) -> Digest:
-    return _digest_chunks(iter(lambda: stream.read(_CHUNK), b""), keep)
+def _digest(stream: IO[bytes], keep: bool, reading: Reading, size_hint: int) -> Digest:
+    """Hash (or, quick, only measure) one file; ``size_hint`` is its size as listed, used when quick."""
+    if reading.quick and not keep:
+        head = stream.read(_HEAD)
+        if reading.progress:
+            reading.progress.advance(size_hint)
+        return Digest(size_hint, None, head, None)
+    return _digest_chunks(_read_chunks(stream), keep, reading.progress)
 
 
-def _digest_chunks(chunks: Iterable[bytes], keep: bool) -> Digest:
+def _read_chunks(stream: IO[bytes]) -> Iterator[memoryview]:
+    """The stream in big slices of one reused per-thread buffer (each slice is consumed before the next read)."""
+    buffer = getattr(_buffers, "buffer", None)
+    if buffer is None:
+        buffer = _buffers.buffer = bytearray(_CHUNK)
+    view = memoryview(buffer)
+    while count := stream.readinto(view):  # type: ignore[attr-defined]
+        yield view[:count]
+
+
+def _digest_chunks(chunks: Iterable[bytes | memoryview], keep: bool, progress: ReadProgress | None) -> Digest:
     hasher = hashlib.sha256()
     size = 0
     head = b""
     kept = bytearray() if keep else None
     for chunk in chunks:
+        count = len(chunk)
         if len(head) < _HEAD:
-            head += chunk[: _HEAD - len(head)]
+            head += bytes(chunk[: _HEAD - len(head)])
         hasher.update(chunk)
-        size += len(chunk)
+        size += count
         if kept is not None:
             kept += chunk
+        if progress:
+            progress.advance(count)
     return Digest(size, hasher.hexdigest(), head, None if kept is None else bytes(kept))
 
 
-def scan(path: Path | str) -> Found:
+def scan(path: Path | str, reading: Reading | None = None) -> Found:
     from bundler.storage import is_s3_url
 
+    reading = reading or Reading()
     if is_s3_url(path):
-        return _collect(_object_entries(str(path)), archive=True)
+        return _collect(_object_entries(str(path), reading), archive=True)
     path = Path(path)
     if path.is_dir():
         if not (path / MANIFEST).is_file():  # before hashing a folder that is no bundle at all
             raise BundleUnreadableError("it has no manifest.json")
-        return _collect(_directory_entries(path), archive=False)
+        return _collect(_directory_entries(path, reading), archive=False)
     if not path.exists():
         raise BundleUnreadableError("it does not exist")
     if not path.is_file():
         raise BundleUnreadableError("it is neither a folder nor an archive")
+    if reading.progress:
+        reading.progress.start(None)  # an archive's unpacked size is known only once it is read
     try:
         if zipfile.is_zipfile(path):
-            return _collect(_zip_entries(path), archive=True)
-        return _collect(_tar_entries(path), archive=True)
+            return _collect(_zip_entries(path, reading), archive=True)
+        return _collect(_tar_entries(path, reading), archive=True)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as exc:
         raise BundleUnreadableError(f"it is not a readable .zip or .tar.gz archive ({exc})") from None
 
 
-def _directory_entries(root: Path) -> Iterator[tuple[str, Digest | _Bad]]:
+def _directory_entries(root: Path, reading: Reading) -> Iterator[tuple[str, Digest | _Bad]]:
+    """Walk first (names and sizes), then hash the files with ``reading.jobs`` threads."""
+    files: list[tuple[str, Path, int]] = []
+    for name, item in _walk(root):
+        if isinstance(item, _Bad):
+            yield name, item
+        else:
+            files.append((name, *item))
+    if reading.progress:
+        reading.progress.start(sum(size for _, _, size in files))
+
+    def read(entry: tuple[str, Path, int]) -> tuple[str, Digest | _Bad]:
+        name, path, size = entry
+        return name, _read_file(path, _keeps(name), reading, size)
+
+    if reading.jobs <= 1 or len(files) <= 1:
+        yield from map(read, files)
+        return
+    with ThreadPoolExecutor(max_workers=reading.jobs, thread_name_prefix="verify") as pool:
+        yield from pool.map(read, files)
+
+
+def _walk(root: Path) -> Iterator[tuple[str, tuple[Path, int] | _Bad]]:
     pending = [root]  # an explicit stack: nesting depth costs no recursion
     while pending:
         folder = pending.pop()
@@ -118,31 +180,41 @@ def _directory_entries(root: Path) -> Iterator[tuple[str, Digest | _Bad]]:
             elif not item.is_file(follow_symlinks=False):
                 yield name, _Bad("not-a-regular-file", "is not a regular file")
             else:
-                yield name, _read_file(Path(item.path), _keeps(name))
+                yield name, (Path(item.path), item.stat(follow_symlinks=False).st_size)
 
 
-def _read_file(path: Path, keep: bool) -> Digest | _Bad:
+def _read_file(path: Path, keep: bool, reading: Reading, size: int) -> Digest | _Bad:
     try:
-        with open(path, "rb") as stream:
-            return _digest(stream, keep)
+        with open(path, "rb", buffering=0) as stream:
+            return _digest(stream, keep, reading, size)
     except OSError as exc:
         return _Bad("unreadable-file", f"cannot be read: {exc.strerror}")
 
 
-def _object_entries(url: str) -> Iterator[tuple[str, Digest | _Bad]]:
+def _object_entries(url: str, reading: Reading) -> Iterator[tuple[str, Digest | _Bad]]:
     """A published bundle in a bucket: each object streamed and hashed, several at a time."""
     from bundler.storage.s3 import REQUESTS_PER_JOB, object_chunks, open_bundle
     from bundler.workers import run_parallel
 
     client, version, objects = open_bundle(url)
     names = sorted(name for name in objects if not name.endswith("/"))  # "folder" marker objects hold nothing
-    digests = run_parallel(
-        names, lambda name: _digest_chunks(object_chunks(client, version, name), _keeps(name)), REQUESTS_PER_JOB
-    )
+    if reading.progress:
+        reading.progress.start(sum(objects[name].size for name in names))
+
+    def digest(name: str) -> Digest:
+        if reading.quick and not _keeps(name):  # the listing has the sizes; only the head is fetched
+            with client.errors(f"reading {name}"):
+                head, info = client.read_range(version.key(name), 0, _HEAD)
+            if reading.progress:
+                reading.progress.advance(info.size)
+            return Digest(info.size, None, head, None)
+        return _digest_chunks(object_chunks(client, version, name), _keeps(name), reading.progress)
+
+    digests = run_parallel(names, digest, REQUESTS_PER_JOB)
     yield from zip(names, digests, strict=True)
 
 
-def _zip_entries(path: Path) -> Iterator[tuple[str, Digest | _Bad]]:
+def _zip_entries(path: Path, reading: Reading) -> Iterator[tuple[str, Digest | _Bad]]:
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
             if info.is_dir():
@@ -153,14 +225,14 @@ def _zip_entries(path: Path) -> Iterator[tuple[str, Digest | _Bad]]:
                 continue
             try:
                 with archive.open(info) as stream:
-                    found: Digest | _Bad = _digest(stream, _keeps(_clean(info.filename)))
+                    found: Digest | _Bad = _digest(stream, _keeps(_clean(info.filename)), reading, info.file_size)
             # members are independent in a zip: one damaged member is that file's problem
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
                 found = _Bad("unreadable-file", f"cannot be read from the archive: {exc}")
             yield info.filename, found
 
 
-def _tar_entries(path: Path) -> Iterator[tuple[str, Digest | _Bad]]:
+def _tar_entries(path: Path, reading: Reading) -> Iterator[tuple[str, Digest | _Bad]]:
     # stream mode: one sequential pass through the (compressed) archive, no seeking
     with tarfile.open(path, mode="r|*") as archive:
         for member in archive:
@@ -171,7 +243,7 @@ def _tar_entries(path: Path) -> Iterator[tuple[str, Digest | _Bad]]:
                 yield member.name, _Bad("not-a-regular-file", "is not a regular file")
                 continue
             with stream:
-                yield member.name, _digest(stream, _keeps(_clean(member.name)))
+                yield member.name, _digest(stream, _keeps(_clean(member.name)), reading, member.size)
 
 
 def _clean(name: str) -> str:

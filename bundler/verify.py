@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from bundler.assets import FORMAT_NAMES, MediaKind, sniff
-from bundler.bundle_reader import Digest, is_safe_path, load_manifest, scan
+from bundler.bundle_reader import Digest, Reading, is_safe_path, load_manifest, scan
 from bundler.errors import BundleUnreadableError
 from bundler.manifest import FORMAT, FORMAT_VERSION
 from bundler.manifest import MANIFEST_NAME as MANIFEST
@@ -36,6 +36,18 @@ _NEXT_KEYS = {
     "branch": {"type", "choicePrompt", "choices"},
 }
 _SHOT_KEYS = {"shotIndex", "imagePath", "audioPath", "lines"}
+# the exact keys of each object of the format (`bundler schema manifest`)
+_OBJECT_KEYS = {
+    "manifest": {"format", "formatVersion", "generator", "metadata", "rootSceneletId", "scenelets", "music", "files"},
+    "metadata": {"storyId", "title", "exportedAt"},
+    "scenelet": {"id", "label", "description", "shots", "next", "branchAudioPath"},
+    "music": {"cues", "sceneletCueMap"},
+    "files entry": {"path", "bytes", "sha256", "mediaType"},
+    "music cue": {"cueName", "sceneletIds", "audioPath"},
+}
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_UTC_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z")
+_LABEL = re.compile(r"scenelet-[1-9][0-9]*")
 
 
 def _valid_lines(lines: Any) -> bool:
@@ -77,10 +89,14 @@ class VerifyReport:
         }
 
 
-def verify_bundle(path: Path | str) -> VerifyReport:
-    """Check a bundle folder or archive; raises ``BundleUnreadableError`` if it cannot be read at all."""
+def verify_bundle(path: Path | str, reading: Reading | None = None) -> VerifyReport:
+    """Check a bundle folder, archive or s3:// URL; raises ``BundleUnreadableError`` if it cannot be read at all.
+
+    ``reading`` sets hashing threads, progress, and ``quick`` (sizes and completeness only: no
+    file but manifest.json and SHA256SUMS is hashed, so changed bytes of the same size pass).
+    """
     try:
-        found = scan(path)
+        found = scan(path, reading)
         manifest = load_manifest(found.files[MANIFEST].content)
     except BundleUnreadableError as exc:
         raise BundleUnreadableError(f"Cannot verify {path}: {exc}.") from None
@@ -130,6 +146,17 @@ class _Checks:
     def problem(self, code: str, message: str, path: str = MANIFEST, **where: Any) -> None:
         self.problems.append(error(code, message, path=path, **where))
 
+    def exact_keys(self, value: Any, kind: str, path: str = MANIFEST, **where: Any) -> None:
+        """An object of the format carries exactly its keys: a missing or unknown one is a malformed manifest."""
+        if not isinstance(value, dict):
+            return
+        expected = _OBJECT_KEYS[kind]
+        missing, unknown = sorted(expected - set(value)), sorted(set(value) - expected)
+        if missing or unknown:
+            parts = [f"missing {', '.join(missing)}"] if missing else []
+            parts += [f"unknown {', '.join(map(str, unknown))}"] if unknown else []
+            self.problem("invalid-manifest", f"{kind} has {'; '.join(parts)}", path, **where)
+
     def run(self, manifest: dict[str, Any]) -> None:
         self.check_format(manifest)
         self.check_file_list(manifest.get("files"))
@@ -169,11 +196,20 @@ class _Checks:
                 f"format is {manifest.get('format')!r} version {manifest.get('formatVersion')!r}, "
                 f"expected {FORMAT!r} version {FORMAT_VERSION}",
             )
+        self.exact_keys(manifest, "manifest")
+        generator = manifest.get("generator")
+        if not isinstance(generator, str) or not generator.startswith("bundler "):
+            self.problem("invalid-manifest", "generator is not 'bundler <version>'")
         metadata = manifest.get("metadata")
+        self.exact_keys(metadata, "metadata")
         if not isinstance(metadata, dict) or not all(
             isinstance(metadata.get(key), str) for key in ("storyId", "title", "exportedAt")
         ):
             self.problem("invalid-manifest", "metadata needs storyId, title and exportedAt strings")
+        elif not (
+            _UUID.fullmatch(metadata["storyId"]) and metadata["title"] and _UTC_TIME.fullmatch(metadata["exportedAt"])
+        ):
+            self.problem("invalid-manifest", "metadata needs a UUID storyId, a title and an ISO 8601 UTC exportedAt")
 
     def check_file_list(self, entries: Any) -> None:
         if not isinstance(entries, list):
@@ -186,6 +222,7 @@ class _Checks:
                 self.problem("invalid-manifest", f"files[{position}] has no path")
                 continue
             paths.append(path)
+            self.exact_keys(entry, "files entry", path)
             if not is_safe_path(path):
                 self.problem("unsafe-path", "listed path is not a safe relative path", path)
                 continue
@@ -212,7 +249,7 @@ class _Checks:
             elif listed.bytes is not None and found.size != listed.bytes:
                 # a different size implies a different checksum: one problem is enough
                 self.problem("size-mismatch", f"is {found.size} bytes, manifest.json says {listed.bytes}", path)
-            elif listed.sha256 is not None and found.sha256 != listed.sha256:
+            elif None not in (listed.sha256, found.sha256) and found.sha256 != listed.sha256:
                 self.problem("checksum-mismatch", "SHA-256 differs from manifest.json", path)
         for path in self.files:
             if path not in self.listed and path not in (MANIFEST, SUMS):
@@ -291,8 +328,8 @@ class _Checks:
         by_id: dict[str, dict[str, Any]] = {}
         for position, scenelet in enumerate(scenelets):
             uid = scenelet.get("id") if isinstance(scenelet, dict) else None
-            if not isinstance(uid, str) or not uid:
-                self.problem("invalid-manifest", f"scenelets[{position}] has no id")
+            if not isinstance(uid, str) or not _UUID.fullmatch(uid):
+                self.problem("invalid-manifest", f"scenelets[{position}] has no UUID id")
             elif uid in by_id:
                 self.problem("duplicate-scenelet", "appears twice in scenelets", scenelet_id=uid)
             else:
@@ -301,6 +338,13 @@ class _Checks:
         for uid, scenelet in by_id.items():
             label = scenelet.get("label")
             where: dict[str, Any] = {"scenelet_id": uid, "scenelet_label": label if isinstance(label, str) else None}
+            self.exact_keys(scenelet, "scenelet", **where)
+            if (
+                not isinstance(label, str)
+                or not _LABEL.fullmatch(label)
+                or not isinstance(scenelet.get("description"), str)
+            ):
+                self.problem("invalid-manifest", "scenelet needs a label scenelet-N and a description string", **where)
             self.check_shots(scenelet.get("shots"), where)
             next_type = self.check_next(scenelet.get("next"), by_id, where)
             branch_audio = scenelet.get("branchAudioPath")
@@ -377,9 +421,11 @@ class _Checks:
         if not isinstance(music, dict):
             self.problem("invalid-manifest", "music is not an object")
             return
+        self.exact_keys(music, "music")
         cues, cue_map = music.get("cues"), music.get("sceneletCueMap")
         names: set[str] = set()
         for position, cue in enumerate(cues if isinstance(cues, list) else ()):
+            self.exact_keys(cue, "music cue")
             name = cue.get("cueName") if isinstance(cue, dict) else None
             ids = cue.get("sceneletIds") if isinstance(cue, dict) else None
             if not isinstance(name, str) or not name.strip() or not isinstance(ids, list):

@@ -65,9 +65,9 @@ def validating_writers() -> Iterator[None]:
     import bundler.build
     import bundler.db.export
 
-    write_manifest, write_story = bundler.build.dumps, bundler.db.export.dump_document
+    write_manifest, write_story = bundler.build.dump_bytes, bundler.db.export.dump_document
 
-    def checked_manifest(document: dict[str, Any]) -> str:
+    def checked_manifest(document: dict[str, Any]) -> bytes:
         assert_valid("manifest", document)
         return write_manifest(document)
 
@@ -76,9 +76,9 @@ def validating_writers() -> Iterator[None]:
         assert_valid("story", yaml.safe_load(text))
         return text
 
-    bundler.build.dumps = checked_manifest  # type: ignore[assignment]
+    bundler.build.dump_bytes = checked_manifest  # type: ignore[assignment]
     bundler.db.export.dump_document = checked_story  # type: ignore[assignment]
     try:
         yield
     finally:
-        bundler.build.dumps, bundler.db.export.dump_document = write_manifest, write_story  # type: ignore[assignment]
+        bundler.build.dump_bytes, bundler.db.export.dump_document = write_manifest, write_story  # type: ignore[assignment]

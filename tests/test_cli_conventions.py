@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from importlib.metadata import version
@@ -107,3 +108,36 @@ def test_default_jobs_follows_the_cpus_the_process_may_use() -> None:
         preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}),
     )
     assert pinned.stdout.strip() == "1"
+
+
+def test_quiet_and_verbose_shape_the_human_output(seeded: Path, database: DatabaseTarget, tmp_path: Path) -> None:
+    env = {"DATABASE_URL": database.conninfo, "BUNDLER_ASSETS_ROOT": str(seeded), "BUNDLER_OUT": str(tmp_path / "o")}
+    normal = run_cli("assemble", EXAMPLE_ID, env=env)
+    quiet = run_cli("assemble", EXAMPLE_ID, "--overwrite", "-q", env=env)
+    batch_quiet = run_cli("check", "--all", "--quiet", env=env)
+    verbose = run_cli("check", EXAMPLE_ID, "-v", "--json", env=env)
+    for result in (normal, quiet, batch_quiet, verbose):
+        assert result.returncode == 0, result.stderr
+    assert "phases:" not in normal.stderr and "phases:" not in quiet.stderr
+    assert "warning" in quiet.stderr and f"assembled {EXAMPLE_ID}" in quiet.stderr  # problems and the summary
+    # a quiet batch: problems and one summary line, no per-story lines and no table
+    assert "Checked 1 stories: 1 ok, 0 failed" in batch_quiet.stderr
+    assert f"checked {EXAMPLE_ID}" not in batch_quiet.stderr and "┃" not in batch_quiet.stderr
+    phases = json_of(verbose)["stats"]["phases"]
+    assert set(phases) == {"load", "plan", "probe"}
+    assert re.search(r"phases: load \d+\.\d{3} s, plan \d+\.\d{3} s, probe \d+\.\d{3} s", verbose.stderr)
+
+
+def test_quiet_and_verbose_together_is_a_usage_error() -> None:
+    result = run_cli("check", EXAMPLE_ID, "-q", "-v")
+    assert result.returncode == 2
+
+
+def test_assemble_reports_every_phase(seeded: Path, database: DatabaseTarget, tmp_path: Path) -> None:
+    env = {"DATABASE_URL": database.conninfo, "BUNDLER_ASSETS_ROOT": str(seeded), "BUNDLER_OUT": str(tmp_path / "o")}
+    result = run_cli("assemble", EXAMPLE_ID, "--verbose", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    phases = json_of(result)["stats"]["phases"]
+    assert list(phases) == ["load", "plan", "probe", "build", "publish"]
+    assert sum(phases.values()) <= json_of(result)["stats"]["seconds"] + 0.01
+    assert "phases: load" in result.stderr

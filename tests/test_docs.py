@@ -52,6 +52,24 @@ def test_help_works(path: str) -> None:
     assert "Usage" in result.stdout
 
 
+def option_names() -> list[str]:
+    """Every long option of every command (and of `bundler` itself)."""
+    _register()
+    group = typer.main.get_command(app)
+    commands = [group]
+    names = set()
+    while commands:
+        command = commands.pop()
+        commands.extend(getattr(command, "commands", {}).values())
+        names.update(o for p in command.params for o in getattr(p, "opts", ()) if o.startswith("--") and o != "--help")
+    return sorted(names)
+
+
+@pytest.mark.parametrize("option", option_names())
+def test_readme_covers_option(option: str) -> None:
+    assert re.search(rf"{re.escape(option)}\b", README), f"README does not mention {option}"
+
+
 def test_readme_starts_with_the_two_commands() -> None:
     first_block = README.split("```sh", 1)[1].split("```", 1)[0]
     assert "make demo" in first_block and "make test" in first_block

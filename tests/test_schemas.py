@@ -100,9 +100,38 @@ MANIFEST_BREAKAGE = {
 }
 
 
+# structural breakage verify must catch as well as the schema (beyond MANIFEST_BREAKAGE)
+STRUCTURE_BREAKAGE = {
+    **MANIFEST_BREAKAGE,
+    "extra key on a scenelet": lambda m: m["scenelets"][0].update(extra=1),
+    "extra key in metadata": lambda m: m["metadata"].update(extra=1),
+    "extra key in music": lambda m: m["music"].update(extra=1),
+    "extra key on a file": lambda m: m["files"][0].update(extra=1),
+    "no generator": lambda m: m.pop("generator"),
+    "empty title": lambda m: m["metadata"].update(title=""),
+    "storyId not a UUID": lambda m: m["metadata"].update(storyId="story-1"),
+    "label not scenelet-N": lambda m: m["scenelets"][0].update(label="first"),
+    "description missing": lambda m: m["scenelets"][0].pop("description"),
+}
+
+
 @pytest.mark.parametrize("case", MANIFEST_BREAKAGE)
 def test_manifest_schema_rejects(manifest: dict[str, Any], case: str) -> None:
     assert schema_errors("manifest", broken(manifest, MANIFEST_BREAKAGE[case]))
+
+
+@pytest.mark.parametrize("case", STRUCTURE_BREAKAGE)
+def test_verify_rejects_what_the_schema_rejects(case: str, tmp_path: Path) -> None:
+    """verify keeps its own checks and messages, and agrees with the schema on every one of these."""
+    from bundler.verify import verify_bundle
+    from tests.bundle_factory import edit_manifest, make_bundle, read_manifest
+
+    bundle = make_bundle(tmp_path)
+    assert not schema_errors("manifest", read_manifest(bundle))
+    edit_manifest(bundle, STRUCTURE_BREAKAGE[case])
+    assert schema_errors("manifest", read_manifest(bundle))
+    report = verify_bundle(bundle)
+    assert not report.ok, f"verify accepts a manifest with {case}"
 
 
 def story_report(**changes: Any) -> dict[str, Any]:

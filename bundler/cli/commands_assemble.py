@@ -17,8 +17,11 @@ from bundler.cli.common import (
     DatabaseUrlOption,
     DebugOption,
     FormatOption,
+    JobsOption,
     JsonOption,
     Output,
+    QuietOption,
+    VerboseOption,
     emit_json,
     escape,
     fail,
@@ -40,16 +43,6 @@ ShardOption = Annotated[
     ),
 ]
 StrictOption = Annotated[bool, typer.Option("--strict", help="Treat every warning as an error (release jobs).")]
-JobsOption = Annotated[
-    int | None,
-    typer.Option(
-        "--jobs",
-        min=1,
-        envvar="BUNDLER_JOBS",
-        help="Parallel workers (default: the CPUs this process may use).",
-        show_default=False,
-    ),
-]
 
 
 @app.command("assemble")
@@ -87,12 +80,14 @@ def assemble_command(
     ] = None,
     json_output: JsonOption = False,
     output_format: FormatOption = None,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
     debug: DebugOption = False,
 ) -> None:
     """Build offline bundles: manifest.json, SHA256SUMS, media and index.html."""
     from bundler import api
 
-    output = Output.from_options(json_output, debug, output_format)
+    output = Output.from_options(json_output, debug, output_format, quiet=quiet, verbose=verbose)
 
     def run(story_id: str, workers: int, progress: Any) -> api.StoryReport:
         return api.assemble(
@@ -126,6 +121,8 @@ def check_command(
     jobs: JobsOption = None,
     json_output: JsonOption = False,
     output_format: FormatOption = None,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
     debug: DebugOption = False,
     explain: Annotated[
         str | None,
@@ -140,7 +137,7 @@ def check_command(
     if explain is not None:
         _explain(explain)
         return
-    output = Output.from_options(json_output, debug, output_format)
+    output = Output.from_options(json_output, debug, output_format, quiet=quiet, verbose=verbose)
 
     def run(story_id: str, workers: int, progress: Any) -> api.StoryReport:
         return api.check(story_id, database=target, assets_root=assets_root, strict=strict, jobs=workers, cancel=cancel)
@@ -237,7 +234,7 @@ def _run_batch(
     parallel = max(1, min(workers, len(ids)))
     per_story = max(1, workers // parallel)
     console = stderr_console()
-    progress = _progress(console) if show_progress and console.is_terminal and not output.json else None
+    progress = _progress(console) if show_progress and output.shows_progress(console) else None
 
     def one(story_id: str) -> StoryReport:
         try:
@@ -294,7 +291,7 @@ def _progress(console: Any) -> _RichProgress:
 
 
 def _finish(reports: list[Any], output: Output, verb: str, title: str, *, batch: bool, cancel: Cancellation) -> None:
-    from bundler.cli.render import failure_reason, print_problems, summary_line, summary_table
+    from bundler.cli.render import failure_reason, phases_line, print_problems, summary_line, summary_table
 
     console = stderr_console()
     if cancel.signum is not None:
@@ -305,10 +302,16 @@ def _finish(reports: list[Any], output: Output, verb: str, title: str, *, batch:
         if report.error:
             console.print(f"[bold red]error[/]: {escape(report.error)}")
         elif report.ok:
-            console.print(escape(summary_line(report, verb)))
+            if not (batch and output.quiet):  # --quiet batch: the one summary line below
+                console.print(escape(summary_line(report, verb)))
         else:
             console.print(f"[bold red]failed[/]: story {report.story_id}: {failure_reason(report)}; nothing written")
-    if batch:
+        if output.verbose and report.stats.get("phases"):
+            console.print(escape(phases_line(report)))
+    if batch and output.quiet:
+        failed = sum(1 for r in reports if not r.ok)
+        console.print(f"{title} {len(reports)} stories: {len(reports) - failed} ok, {failed} failed")
+    elif batch:
         console.print(summary_table(reports, f"{title} {len(reports)} stories"))
     if output.json:
         if batch:

@@ -40,6 +40,16 @@ AssetsRootOption = Annotated[
         show_default=False,
     ),
 ]
+JobsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--jobs",
+        min=1,
+        envvar="BUNDLER_JOBS",
+        help="Parallel workers (default: the CPUs this process may use).",
+        show_default=False,
+    ),
+]
 FormatOption = Annotated[
     str | None,
     typer.Option(
@@ -51,18 +61,33 @@ FormatOption = Annotated[
 ]
 
 
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print problems and the summary only (no progress, no table).")
+]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Also print how long each phase took.")]
+
+
 @dataclass(frozen=True)
 class Output:
     json: bool = False
     debug: bool = False
     github: bool = False
+    quiet: bool = False
+    verbose: bool = False
 
     @classmethod
-    def from_options(cls, json_output: bool, debug: bool, fmt: str | None = None) -> Output:
+    def from_options(
+        cls, json_output: bool, debug: bool, fmt: str | None = None, *, quiet: bool = False, verbose: bool = False
+    ) -> Output:
         if fmt not in (None, "text", "github"):
             raise typer.BadParameter("must be 'text' or 'github'", param_hint="--format")
+        if quiet and verbose:
+            raise typer.BadParameter("give --quiet or --verbose, not both", param_hint="--quiet")
         github = fmt == "github" or (fmt is None and os.environ.get("GITHUB_ACTIONS") == "true")
-        return cls(json=json_output, debug=debug, github=github)
+        return cls(json=json_output, debug=debug, github=github, quiet=quiet, verbose=verbose)
+
+    def shows_progress(self, console: Any) -> bool:
+        return bool(console.is_terminal) and not self.json and not self.quiet
 
 
 def stderr_console() -> Any:

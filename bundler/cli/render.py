@@ -67,6 +67,12 @@ def failure_reason(report: StoryReport) -> str:
     return f"{errors} error(s)"
 
 
+def phases_line(report: StoryReport) -> str:
+    """``  phases: load 0.12 s, plan 0.01 s, ...`` (--verbose)."""
+    phases = report.stats.get("phases") or {}
+    return "  phases: " + ", ".join(f"{name} {float(seconds):.3f} s" for name, seconds in phases.items())
+
+
 def summary_table(reports: Sequence[StoryReport], title: str) -> Any:
     from rich.table import Table
 

@@ -1,0 +1,35 @@
+"""The manifest's bytes are a published format: a golden copy of the example's manifest guards them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bundler import __version__
+from bundler.manifest import dump_bytes, dumps
+from tests.conftest import new_database
+from tests.test_example import seed_and_assemble
+
+GOLDEN = Path(__file__).parent / "golden" / "lantern-keeper.manifest.json"
+GENERATOR = b'"generator": "bundler VERSION"'  # the golden copy does not change with each release
+
+
+def test_the_example_manifest_matches_the_golden_bytes(pg_admin_uri: str, tmp_path: Path) -> None:
+    bundle = seed_and_assemble(new_database(pg_admin_uri), tmp_path)
+    written = (bundle / "manifest.json").read_bytes()
+    expected = GOLDEN.read_bytes().replace(GENERATOR, f'"generator": "bundler {__version__}"'.encode())
+    # changed on purpose? `make demo`, then copy .demo/bundles/<id>/manifest.json here with the version as VERSION
+    assert written == expected, "manifest.json bytes changed"
+
+
+def test_the_writer_matches_the_json_module_on_the_golden_document() -> None:
+    document = json.loads(GOLDEN.read_bytes())
+    document["metadata"]["title"] = 'Quotes " \\ tabs \t, \u00e9, \u2028, DEL \x7f, NUL \x00 and <&>'
+    expected = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    assert dump_bytes(document) == expected.encode("utf-8")
+    assert dumps(document) == expected
+
+
+def test_what_the_fast_writer_refuses_still_matches_the_json_module() -> None:
+    document = {"big": 2**70, "nested": {"1": [-(2**64)]}}
+    assert dumps(document) == json.dumps(document, indent=2, ensure_ascii=False) + "\n"
