@@ -82,9 +82,7 @@ def _verify_batch(bundles: list[str], jobs: int | None, quick: bool, output: Out
         except BundleUnreadableError as exc:
             stderr_console().print(f"[bold red]error[/]: {escape(str(exc))}")
             error = {"exitCode": exc.exit_code, "message": str(exc)}
-            documents.append(
-                {"ok": False, "bundlePath": _shown(bundle), "problems": [], "stats": None, "error": error}
-            )
+            documents.append({"ok": False, "bundlePath": _shown(bundle), "problems": [], "stats": None, "error": error})
             worst = max(worst, exc.exit_code)
             continue
         _print_report(bundle, report, quick, verdict=not output.quiet)  # --quiet: the one summary line below
