@@ -27,7 +27,9 @@ def _run_every_command(url: str, tmp_path: Path) -> None:
         ("db", "init"),
         ("db", "seed", str(EXAMPLE), "--assets-root", str(assets)),
         ("stories",),
+        ("db", "seed", str(EXAMPLE), "--assets-root", str(assets), "--replace"),
         ("check", EXAMPLE_ID, "--assets-root", str(assets)),
+        ("check", "--all", "--jobs", "2", "--assets-root", str(assets)),
         ("assemble", EXAMPLE_ID, "--assets-root", str(assets), "--out", str(out)),
         ("export", EXAMPLE_ID, "--out", str(tmp_path / "story.yaml")),
     ]
