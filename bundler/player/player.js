@@ -1151,7 +1151,7 @@
         image: state.image,
         imagePath: state.imagePath,
         musicCue: music.current ? music.current.cue : null,
-        musicUrl: music.current ? music.current.el.currentSrc : null,
+        musicUrl: music.current ? music.current.el.src : null,
         musicPlaying: music.playing(),
         choices: state.choices.map((c) => Object.assign({}, c)),
       };
