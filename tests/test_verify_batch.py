@@ -18,8 +18,9 @@ OTHER_ID = "9c0ffee0-aaaa-4bbb-8ccc-000000000099"
 
 
 def media_file(bundle: Path) -> Path:
-    """The biggest media file the manifest lists."""
-    entry = max(read_manifest(bundle)["files"], key=lambda e: (e["bytes"], e["path"]))
+    """The biggest media file the manifest lists (index.html, always read in full, is not media)."""
+    media = [e for e in read_manifest(bundle)["files"] if e["path"].startswith("assets/")]
+    entry = max(media, key=lambda e: (e["bytes"], e["path"]))
     return bundle / entry["path"]
 
 
