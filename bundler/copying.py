@@ -147,7 +147,7 @@ def _buffer() -> bytearray:
     return buffer
 
 
-def _write_all(fd: int, data: memoryview, path: Path) -> None:
+def write_all(fd: int, data: memoryview, path: Path) -> None:
     try:
         while data:
             data = data[os.write(fd, data) :]
@@ -221,7 +221,7 @@ def copy_and_hash(copy: FileCopy, destination: Path, progress: Progress | None =
                     )
                 chunk = view[:count]
                 digest.update(chunk)
-                _write_all(target_fd, chunk, destination)
+                write_all(target_fd, chunk, destination)
                 size += count
                 if progress:
                     progress(count)

@@ -9,7 +9,6 @@ any size costs one read of its bytes.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from bundler.manifest import FORMAT, FORMAT_VERSION
 from bundler.manifest import MANIFEST_NAME as MANIFEST
 from bundler.manifest import PLAYER_NAME as PLAYER
 from bundler.manifest import SUMS_NAME as SUMS
+from bundler.player import embedded_manifest
 from bundler.problems import Problem, error
 from bundler.storage.base import is_s3_url
 
@@ -114,19 +114,6 @@ def verify_bundle(path: Path | str, reading: Reading | None = None) -> VerifyRep
 
 
 # --- checks ----------------------------------------------------------------------------------
-
-_EMBEDDED = re.compile(rb'<script id="story-manifest" type="application/json">(.*?)</script>', re.DOTALL)
-
-
-def embedded_manifest(player: bytes) -> Any:
-    """The manifest ``index.html`` carries, or None when there is none that parses."""
-    found = _EMBEDDED.search(player)
-    if found is None:
-        return None
-    try:
-        return json.loads(found.group(1).decode("utf-8"))
-    except (ValueError, RecursionError):
-        return None
 
 
 class _Listed(NamedTuple):

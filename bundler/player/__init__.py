@@ -101,6 +101,20 @@ def embed_json(value: Any) -> str:
     return text.translate(_JSON_ESCAPES)
 
 
+_EMBEDDED = re.compile(rb'<script id="story-manifest" type="application/json">(.*?)</script>', re.DOTALL)
+
+
+def embedded_manifest(player: bytes) -> Any:
+    """The manifest an ``index.html`` written by ``render_player`` carries, or None when none parses."""
+    found = _EMBEDDED.search(player)
+    if found is None:
+        return None
+    try:
+        return json.loads(found.group(1).decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None
+
+
 def _title(manifest: Mapping[str, Any]) -> str:
     metadata = manifest.get("metadata")
     title = metadata.get("title") if isinstance(metadata, Mapping) else None

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bundler.assets import SNIFF_BYTES, MediaKind, sniff
+from bundler.assets import SNIFF_BYTES, sniff
 from bundler.errors import BundleUnreadableError, EnvError, OutputExistsError
 from bundler.manifest import MANIFEST_NAME, SUMS_NAME, FileEntry
 from bundler.media_structure import structure_problem
@@ -79,11 +79,6 @@ class RangedObject:
         return data[offset - start : end - start]
 
 
-def content_problem(kind: MediaKind, size: int, read_at: Callable[[int, int], bytes]) -> str | None:
-    """Why an object of ``size`` bytes is not a usable ``kind`` file, or None (same rules as on disk)."""
-    return structure_problem(kind, size, read_at)
-
-
 class S3Source(MediaSource):
     def __init__(self, url: S3Url, client: S3Client) -> None:
         self.url = url
@@ -117,7 +112,7 @@ class S3Source(MediaSource):
                 return MediaStatus(code="wrong-media-format", detail="is empty")
             except ValueError:  # a name the object store cannot address
                 return MediaStatus(code="missing-media", detail="is not a valid object key")
-            problem = content_problem(request.kind, found.info.size, found.read_at)
+            problem = structure_problem(request.kind, found.info.size, found.read_at)
         if problem:
             return MediaStatus(code="wrong-media-format", detail=problem)
         return MediaStatus(source=StoredObject(key, found.info.size, found.info.etag))
@@ -133,7 +128,7 @@ class S3Source(MediaSource):
         try:
             # the client retries transient failures itself, resuming a body cut off mid-way with a ranged GET
             with self.client.errors(f"downloading {copy.target}"):
-                sha, size = self._download(fd, copy, source, progress)
+                sha, size = self._download(fd, destination, copy, source, progress)
         except Changed:
             raise MediaChangedError(f"{where} changed while bundling ({copy.target}).") from None
         finally:
@@ -142,8 +137,10 @@ class S3Source(MediaSource):
             raise MediaChangedError(f"{where} changed size while bundling ({source.size} -> {size} bytes).")
         return FileEntry(copy.target, size, sha, copy.media_type)
 
-    def _download(self, fd: int, copy: FileCopy, source: StoredObject, progress: Progress | None) -> tuple[str, int]:
-        from bundler.copying import MediaChangedError
+    def _download(
+        self, fd: int, destination: Path, copy: FileCopy, source: StoredObject, progress: Progress | None
+    ) -> tuple[str, int]:
+        from bundler.copying import MediaChangedError, write_all
 
         digest = hashlib.sha256()
         size = 0
@@ -151,9 +148,7 @@ class S3Source(MediaSource):
             if size == 0 and not sniff(chunk[:SNIFF_BYTES], copy.kind):
                 raise MediaChangedError(f"{copy.target} changed format while bundling.")
             digest.update(chunk)
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view) :]
+            write_all(fd, memoryview(chunk), destination)
             size += len(chunk)
             if progress:
                 progress(len(chunk))
