@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bundler.errors import EnvError
 from bundler.media_structure import FORMAT_NAMES as FORMAT_NAMES  # verify names formats the same way
-from bundler.media_structure import PNG_SIGNATURE, structure_problem
+from bundler.media_structure import PNG_SIGNATURE, structure_problem, windowed
 from bundler.media_structure import MediaKind as MediaKind
 
 SKIPPED_PLACEHOLDER = "N/A"
@@ -106,6 +106,8 @@ def sniff(head: bytes, kind: MediaKind) -> bool:
     return head[4:8] == b"ftyp"
 
 
+HEAD_BYTES = 4096  # read at once from the start of a media file: every header of a typical file
+
 # never block: a FIFO opened for reading without O_NONBLOCK waits for a writer forever
 OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0)
 
@@ -131,7 +133,9 @@ def check_open_file(fd: int, kind: MediaKind) -> os.stat_result:
     why = not_regular(info.st_mode)
     if why:
         raise MediaProblem("not-a-regular-file", why)
-    problem = structure_problem(kind, info.st_size, lambda offset, length: os.pread(fd, length, offset))
+    size = info.st_size
+    read_at = windowed(lambda offset, length: os.pread(fd, length, offset), size, HEAD_BYTES)
+    problem = structure_problem(kind, size, read_at)
     if problem:
         raise MediaProblem("wrong-media-format", problem)
     return info

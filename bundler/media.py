@@ -18,6 +18,7 @@ calls, and hands every other case to ``check_source`` itself:
 
 from __future__ import annotations
 
+import operator
 import os
 import stat
 from collections.abc import Callable, Iterable
@@ -104,9 +105,12 @@ class Prober:
         return SourceFile(_child(folder[1], name), info.st_size, info.st_mtime_ns)
 
 
+_by_path = operator.attrgetter("relative", "kind")
+
+
 def probe_media(requests: Iterable[MediaRequest], root: Path, jobs: int) -> dict[MediaRequest, MediaStatus]:
     from bundler.workers import run_adaptive
 
-    ordered = sorted(requests, key=lambda r: (r.relative, r.kind))
+    ordered = sorted(requests, key=_by_path)  # a folder's files together: its real path is looked up once
     # a few short system calls per file: threads only where the file system is slow (see run_adaptive)
     return dict(zip(ordered, run_adaptive(ordered, Prober(root).probe, jobs), strict=True))
