@@ -16,9 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bundler.db.connect import DatabaseTarget
-from bundler.media_structure import structure_problem
+from bundler.media_structure import structure_problem, windowed
 from tests.builders import ShotSpec, StoryBuilder
 from tests.cli_helpers import BUNDLER
 from tests.media_files import m4a_bytes, png_bytes, wav_bytes
@@ -229,3 +231,42 @@ def test_truncated_media_fails_check_even_without_strict(conn, database: Databas
         wrong = sorted(p["path"].rsplit("/", 1)[1] for p in problems if p["code"] == "wrong-media-format")
         assert wrong == ["3_audio.wav", "Storm.m4a", "shot-1_key_frame.png", "shot-2_key_frame.png"]
         assert all(p["severity"] == "error" for p in problems if p["code"] == "wrong-media-format")
+
+
+SAMPLES = [
+    PNG,
+    WAV,
+    FTYP + box(b"moov", bytes(20)) + box(b"mdat", bytes(50)),
+    FTYP + box(b"mdat", bytes(90)) + box(b"moov"),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sample=st.sampled_from(SAMPLES),
+    kind=st.sampled_from(["image", "audio", "music"]),
+    cut=st.integers(min_value=0, max_value=200),
+    flips=st.lists(st.tuples(st.integers(min_value=0, max_value=199), st.integers(0, 255)), max_size=4),
+    window=st.sampled_from([1, 8, 12, 44, 64, 4096]),
+)
+def test_reading_a_window_first_never_changes_a_verdict(
+    sample: bytes, kind: str, cut: int, flips: list[tuple[int, int]], window: int
+) -> None:
+    """The probe reads a file's first bytes once (``windowed``); every verdict, and every
+    message, must be the one that reading each header on its own gives."""
+    data = bytearray(sample[: max(0, len(sample) - cut)])
+    for position, value in flips:
+        if position < len(data):
+            data[position] = value
+    raw = bytes(data)
+    reads: list[tuple[int, int]] = []
+
+    def plain(offset: int, length: int) -> bytes:
+        reads.append((offset, length))
+        return raw[offset : offset + length]
+
+    expected = structure_problem(kind, len(raw), plain)  # type: ignore[arg-type]
+    reads.clear()
+    assert structure_problem(kind, len(raw), windowed(plain, len(raw), window)) == expected  # type: ignore[arg-type]
+    if window >= 4096:  # all of these samples fit: one read in all
+        assert len(reads) <= 1
