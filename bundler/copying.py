@@ -81,7 +81,7 @@ def media_changed_problem(plan: BundlePlan, exc: MediaChangedError) -> Problem:
     scenelet_id = label = shot_index = path = None
     if copy is not None:
         source = copy.source
-        path = os.fspath(source.path) if isinstance(source, SourceFile) else source.key
+        path = source.path if isinstance(source, SourceFile) else source.key
         for scenelet in plan.scenelets:
             shots = [shot.shot_index for shot in scenelet.shots if copy in (shot.image, shot.audio)]
             if shots or copy == scenelet.branch_audio:
@@ -244,10 +244,10 @@ def copy_and_hash(copy: FileCopy, destination: Path, progress: Progress | None =
 
 
 def _record(copy: FileCopy, source: os.stat_result, sha: str, copy_mtime_ns: int) -> SourceRecord:
-    return SourceRecord(sha, copy_mtime_ns, source_identity(os.fspath(_disk_file(copy).path), source))
+    return SourceRecord(sha, copy_mtime_ns, source_identity(_disk_file(copy).path, source))
 
 
-def hash_file(path: Path) -> tuple[str, os.stat_result, os.stat_result, int]:
+def hash_file(path: Path | str) -> tuple[str, os.stat_result, os.stat_result, int]:
     """SHA-256 of a file without copying it; returns (hex, stat before, stat after, read start ns)."""
     buffer = _buffer()
     view = memoryview(buffer)
@@ -327,7 +327,7 @@ def _recorded(copy: FileCopy, old: str, seal: int | None) -> tuple[SourceRecord,
 def current_entry(copy: FileCopy, old: str, seal: int | None) -> FileEntry | None:
     """The previous bundle's file for ``copy`` as it is, when its record matches the source exactly."""
     found = _recorded(copy, old, seal)
-    if found is None or not found[0].matches_source(os.fspath(_disk_file(copy).path), found[1]):
+    if found is None or not found[0].matches_source(_disk_file(copy).path, found[1]):
         return None
     return FileEntry(copy.target, found[2].st_size, found[0].sha256, copy.media_type)
 
@@ -348,7 +348,7 @@ def reuse_previous(copy: FileCopy, previous: Path | str, destination: Path | str
         return None
     record, current, old_stat = found
     refreshed: SourceRecord | None = None
-    if not record.matches_source(os.fspath(_disk_file(copy).path), current):
+    if not record.matches_source(_disk_file(copy).path, current):
         sha, before, after, started = hash_file(_disk_file(copy).path)
         if sha != record.sha256 or not _same_file(before, after) or after.st_size != old_stat.st_size:
             return None

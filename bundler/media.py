@@ -21,32 +21,13 @@ from __future__ import annotations
 import operator
 import os
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 from bundler.assets import OPEN_FLAGS, MediaProblem, SourceFile, check_open_file, check_source
 from bundler.plan.types import MediaRequest, MediaStatus
 
 _OPEN_FLAGS = OPEN_FLAGS | getattr(os, "O_NOFOLLOW", 0)
-
-
-def _child_maker() -> Callable[[Path, str], Path]:
-    """``folder / name`` for a plain file name, without re-parsing the folder (5x faster on 3.11).
-
-    ``Path._make_child_relpath`` is private (it serves ``glob`` and ``walk``), so
-    it is used only when it gives exactly what ``/`` gives.
-    """
-    private = getattr(Path, "_make_child_relpath", None)
-    if private is not None:
-        try:
-            if private(Path("/a/b"), "c.png") == Path("/a/b/c.png"):
-                return private  # type: ignore[no-any-return]
-        except Exception:
-            pass
-    return lambda folder, name: folder / name
-
-
-_child = _child_maker()
 
 
 class Prober:
@@ -56,21 +37,21 @@ class Prober:
         self.root = root
         # folder below the root ("a/b") -> its real path, or None when it needs the slow path;
         # a root that is not its own real path (check_source expects a resolved one) gets no fast path
-        top = (os.fspath(root), root) if root.is_absolute() and os.path.realpath(root) == os.fspath(root) else None
-        self.folders: dict[str, tuple[str, Path] | None] = {"": top}
+        top = os.fspath(root) if root.is_absolute() and os.path.realpath(root) == os.fspath(root) else None
+        self.folders: dict[str, str | None] = {"": top}
 
-    def folder(self, relative: str) -> tuple[str, Path] | None:
+    def folder(self, relative: str) -> str | None:
         known = self.folders.get(relative, False)
         if known is not False:
             return known  # type: ignore[return-value]
         parent, _, name = relative.rpartition("/")
         base = self.folder(parent)
-        real: tuple[str, Path] | None = None
+        real: str | None = None
         if base is not None and name not in ("", ".", ".."):
-            candidate = f"{base[0]}/{name}"
+            candidate = f"{base}/{name}"
             try:
                 if stat.S_ISDIR(os.lstat(candidate).st_mode):  # a symlink is not S_ISDIR under lstat
-                    real = (candidate, _child(base[1], name))
+                    real = candidate
             except OSError:
                 real = None
         self.folders[relative] = real
@@ -91,7 +72,7 @@ class Prober:
         folder = self.folder(parent)
         if folder is None or name in ("", ".", ".."):
             return None
-        path = f"{folder[0]}/{name}"
+        path = f"{folder}/{name}"
         try:
             fd = os.open(path, _OPEN_FLAGS)
         except OSError:
@@ -102,7 +83,7 @@ class Prober:
             return None
         finally:
             os.close(fd)
-        return SourceFile(_child(folder[1], name), info.st_size, info.st_mtime_ns)
+        return SourceFile(path, info.st_size, info.st_mtime_ns)
 
 
 _by_path = operator.attrgetter("relative", "kind")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from bundler.assets import SourceFile
@@ -19,7 +17,7 @@ def all_present(requests: frozenset[MediaRequest], missing: set[str] = frozenset
     return {
         r: MediaStatus(code="missing-media", detail="is missing (no such file under the assets root)")
         if r.relative in missing
-        else MediaStatus(source=SourceFile(Path("/assets") / r.relative, 100, 0))
+        else MediaStatus(source=SourceFile(f"/assets/{r.relative}", 100, 0))
         for r in requests
     }
 
@@ -178,7 +176,7 @@ def test_na_audio_and_generated_prefix() -> None:
     assert shots[1]["imagePath"] is None and shots[1]["audioPath"] == f"assets/shots/{root}/2_audio.wav"
     assert shots[2]["imagePath"] == f"assets/shots/{root}/3_key_frame.png"
     sources = {f.target: f.source.path for f in bundle.files()}
-    assert sources[f"assets/shots/{root}/3_key_frame.png"] == Path("/assets/x/k.png")
+    assert sources[f"assets/shots/{root}/3_key_frame.png"] == "/assets/x/k.png"
     assert bundle.problems == ()
 
 

@@ -302,7 +302,7 @@ def plan_media(doc: StoryDoc, path: Path) -> list[MediaCopy]:
             continue
         try:
             relative = normalize_stored_path(stored)
-            copies[relative] = MediaCopy(check_source(media_root, relative, kind).path, relative)
+            copies[relative] = MediaCopy(Path(check_source(media_root, relative, kind).path), relative)
         except UnsafePath as exc:
             raise StoryFileError(f"{path}:{line}: {where}: unsafe path {stored!r}: {exc}") from None
         except MediaProblem as exc:
@@ -313,7 +313,7 @@ def plan_media(doc: StoryDoc, path: Path) -> list[MediaCopy]:
             relative = normalize_stored_path(f"{doc.id}/music/{cue.cue_name}.m4a")
             if not (media_root / relative).exists():
                 continue
-            copies[relative] = MediaCopy(check_source(media_root, relative, "music").path, relative)
+            copies[relative] = MediaCopy(Path(check_source(media_root, relative, "music").path), relative)
         except UnsafePath as exc:
             raise StoryFileError(f"{path}: story.audio_design_document: music cue {cue.cue_name!r}: {exc}") from None
         except MediaProblem as exc:
