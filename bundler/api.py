@@ -131,15 +131,17 @@ def diagnose(
     exported_at: str | None = None,
     jobs: int | None = None,
     phases: Phases | None = None,
+    lines: bool = True,
 ) -> BundlePlan:
-    """Load, check media and plan one story (no output written)."""
+    """Load, check media and plan one story (no output written); ``lines=False`` plans without the
+    shots' narration scripts (captions), which only the player shows."""
     from bundler.load import load_snapshot
 
     phase = phases or Phases()
     story_id = parse_story_id(story_id)
     source = _source(assets_root)
     with phase("load"), connection(_target(database)) as conn:
-        snapshot = load_snapshot(conn, story_id)
+        snapshot = load_snapshot(conn, story_id, lines=lines)
     with phase("plan"):
         analysis = analyze(snapshot)
     with phase("probe"):
@@ -207,7 +209,9 @@ def check(
     phases = Phases()
     check_cancel(cancel)
     try:
-        bundle_plan = diagnose(story_id, database=database, assets_root=assets_root, jobs=jobs, phases=phases)
+        bundle_plan = diagnose(
+            story_id, database=database, assets_root=assets_root, jobs=jobs, phases=phases, lines=False
+        )
     except StoryNotFoundError as exc:
         return _not_found(exc, started)
     check_cancel(cancel)

@@ -77,22 +77,31 @@ def _listed(column: str) -> str:
     return f"array_agg({column} order by shot_index) filter (where {_LISTED})"
 
 
-# storyboard_payload itself and video_file_path are never read by bundling; leaving them out keeps memory flat.
-# The lines of a group's shots come as one JSON array (one document to parse per scenelet, not per shot).
-SHOT_GROUP_QUERY = (
-    "select scenelet_ref::text, scenelet_id, scenelet_sequence, count(*), "
-    "max(greatest(created_at, updated_at)), "
-    f"{_listed('shot_index')}, {_listed('key_frame_image_path')}, {_listed('audio_file_path')}, "
-    f"jsonb_agg(coalesce({LINES_SQL}, '[]') order by shot_index) filter (where {_LISTED}) "
-    "from shots where story_id = %s "
-    "group by shots.scenelet_ref, scenelet_id, scenelet_sequence "
-    "order by scenelet_sequence, shots.scenelet_ref, min(shot_index)"
-)
+def _shot_group_query(lines: bool) -> str:
+    # storyboard_payload itself and video_file_path are never read by bundling; leaving them out keeps memory
+    # flat. The lines of a group's shots come as one JSON array (one document to parse per scenelet, not per
+    # shot); a check, which renders no player, asks for none.
+    scripts = f"jsonb_agg(coalesce({LINES_SQL}, '[]') order by shot_index) filter (where {_LISTED})"
+    return (
+        "select scenelet_ref::text, scenelet_id, scenelet_sequence, count(*), "
+        "max(greatest(created_at, updated_at)), "
+        f"{_listed('shot_index')}, {_listed('key_frame_image_path')}, {_listed('audio_file_path')}, "
+        f"{scripts if lines else 'null::jsonb'} "
+        "from shots where story_id = %s "
+        "group by shots.scenelet_ref, scenelet_id, scenelet_sequence "
+        "order by scenelet_sequence, shots.scenelet_ref, min(shot_index)"
+    )
+
+
+SHOT_GROUP_QUERY = _shot_group_query(lines=True)
+SHOT_GROUP_QUERY_NO_LINES = _shot_group_query(lines=False)
 SHOT_FETCH_SIZE = 2_000  # groups per chunk
 _CHUNKED_LIBPQ = 170000  # PQsetChunkedRowsMode
 
 
-def load_snapshot(conn: psycopg.Connection, story_id: str) -> StorySnapshot:
+def load_snapshot(conn: psycopg.Connection, story_id: str, *, lines: bool = True) -> StorySnapshot:
+    """The story, its scenelets and its shot groups; ``lines=False`` leaves the narration
+    scripts out (every shot's ``lines`` is empty): what a check needs, which renders no captions."""
     conn.isolation_level = IsolationLevel.REPEATABLE_READ
     conn.read_only = True
     with conn.transaction():
@@ -106,29 +115,35 @@ def load_snapshot(conn: psycopg.Connection, story_id: str) -> StorySnapshot:
                 SceneletRecord(id_, story.id, parent, label, prompt, {"description": text} if text else {}, *rest)
                 for id_, parent, label, prompt, text, *rest in cur.execute(SCENELET_QUERY, (story_id,))
             ]
-        groups = tuple(_shot_groups(conn, story.id))
+        groups = tuple(_shot_groups(conn, story.id, SHOT_GROUP_QUERY if lines else SHOT_GROUP_QUERY_NO_LINES))
     return StorySnapshot(story, tuple(scenelets), groups)
 
 
-def _shot_groups(conn: psycopg.Connection, story_id: str) -> Iterator[ShotGroup]:
-    for ref, label, sequence, count, newest, indexes, images, audios, scripts in _shot_rows(conn, story_id):
+def _shot_groups(conn: psycopg.Connection, story_id: str, query: str) -> Iterator[ShotGroup]:
+    for ref, label, sequence, count, newest, indexes, images, audios, scripts in _shot_rows(conn, story_id, query):
         shots = tuple(
             ShotRecord(
                 story_id, ref, label, sequence, index, None, image, audio, None, None, None, tuple(map(tuple, lines))
             )
-            for index, image, audio, lines in zip(indexes or (), images or (), audios or (), scripts or (), strict=True)
+            for index, image, audio, lines in zip(
+                indexes or (), images or (), audios or (), scripts or _no_scripts(indexes), strict=True
+            )
         )
         yield ShotGroup(ref, label, sequence, count, newest, shots)
 
 
-def _shot_rows(conn: psycopg.Connection, story_id: str) -> Iterator[tuple[Any, ...]]:
+def _no_scripts(indexes: list[int] | None) -> tuple[list[Any], ...]:
+    return ([],) * len(indexes or ())
+
+
+def _shot_rows(conn: psycopg.Connection, story_id: str, query: str) -> Iterator[tuple[Any, ...]]:
     if psycopg.pq.version() >= _CHUNKED_LIBPQ and _stream_takes_size():
         with conn.cursor(binary=True) as cur:
-            yield from cur.stream(SHOT_GROUP_QUERY, (story_id,), size=SHOT_FETCH_SIZE)
+            yield from cur.stream(query, (story_id,), size=SHOT_FETCH_SIZE)
         return
     with conn.cursor(name="bundler_shots", binary=True) as cur:
         cur.itersize = SHOT_FETCH_SIZE
-        cur.execute(SHOT_GROUP_QUERY, (story_id,))
+        cur.execute(query, (story_id,))
         while rows := cur.fetchmany(SHOT_FETCH_SIZE):
             yield from rows
 

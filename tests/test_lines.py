@@ -65,3 +65,10 @@ def test_lines_come_from_the_payload_in_order(conn: psycopg.Connection) -> None:
     got = {shot.shot_index: list(shot.lines) for shot in shots}
     assert got == {n: expected for n, (_, expected) in enumerate(PAYLOADS, start=1)}
     assert all(shot.storyboard_payload is None for shot in shots)  # never loaded into Python
+    # a check renders no captions: it leaves the scripts in the database, and loads the same shots
+    without = load_snapshot(conn, story_id, lines=False)
+    bare = [shot for group in without.shot_groups for shot in group.shots]
+    assert [shot.lines for shot in bare] == [()] * len(shots)
+    assert [(s.shot_index, s.key_frame_image_path, s.audio_file_path) for s in bare] == [
+        (s.shot_index, s.key_frame_image_path, s.audio_file_path) for s in shots
+    ]
