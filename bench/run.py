@@ -577,7 +577,7 @@ def phases(story_id: str, database: str, assets: str, out: str | None) -> Phases
     source = open_source(assets)
     with connection(DatabaseTarget(database, "bench")) as conn:
         lap("connect")
-        snapshot = load_snapshot(conn, story_id)
+        snapshot = load_snapshot(conn, story_id, lines=out is not None)  # as check and assemble load it
     lap("load (3 queries)")
     analysis = analyze(snapshot)
     lap("analyze")
@@ -586,16 +586,16 @@ def phases(story_id: str, database: str, assets: str, out: str | None) -> Phases
     bundle_plan = plan(analysis, media, resolve_exported_at(None, snapshot))
     lap("plan")
     if out:
-        from bundler.build import build_bundle, previous_bundle
-        from bundler.publish import publish, staging_dir
+        from bundler.build import build_bundle
+        from bundler.storage import open_destination
 
-        target = Path(out) / story_id
-        with staging_dir(Path(out), story_id) as staging:
-            previous = previous_bundle(Path(out), story_id)
+        destination = open_destination(out, default_jobs())  # as ``api.assemble`` builds and publishes
+        with destination.staging(story_id) as staging:
+            previous = destination.previous(story_id)
             build_bundle(bundle_plan, staging, default_jobs(), source=source, previous=previous)
             lap("build (copy + hash + manifest + player)")
-            publish(staging, target, True)
-        lap("publish (swap, remove old)")
+            destination.publish(staging, story_id, True, None, bundle_plan.exported_at)
+        lap("publish (swap, seal, remove old)")
     return timings
 
 
