@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bundler import __version__
 from bundler.plan.types import BundlePlan
 
 FORMAT = "story-bundle"
@@ -30,6 +29,8 @@ class FileEntry:
 
 def manifest_document(plan: BundlePlan, files: Sequence[FileEntry] | None) -> dict[str, Any]:
     """The manifest; ``files=None`` leaves ``files`` out (the copy embedded in the player, DESIGN §5)."""
+    from bundler import __version__  # here, not at import: ``verify`` and ``--help`` never pay for it
+
     cue_map = {scenelet_id: cue.cue_name for cue in plan.cues for scenelet_id in cue.scenelet_ids}
     order = {scenelet.id: n for n, scenelet in enumerate(plan.scenelets)}
     document = {

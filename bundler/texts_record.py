@@ -40,7 +40,6 @@ from functools import cache
 from importlib.resources import files
 from pathlib import Path
 
-from bundler import __version__
 from bundler.manifest import MANIFEST_NAME, PLAYER_NAME, SUMS_NAME, FileEntry, manifest_document
 from bundler.plan.types import BundlePlan
 
@@ -74,6 +73,8 @@ def _renderer() -> bytes | None:
     version (its ``json`` module writes the player's data) and any JSON library's version.
     """
     from importlib import import_module
+
+    from bundler import __version__
 
     digest = hashlib.sha256(__version__.encode())
     try:

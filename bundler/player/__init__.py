@@ -32,8 +32,6 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
-from bundler import __version__
-
 __all__ = ["content_security_policy", "embed_json", "render_player"]
 
 _PLACEHOLDER = re.compile(r"@@([A-Z]+)@@")
@@ -129,6 +127,8 @@ def _check_inline(name: str, text: str, closing: str) -> None:
 
 def render_player(manifest: Mapping[str, Any]) -> str:
     """The complete ``index.html`` for a bundle whose manifest is ``manifest``."""
+    from bundler import __version__  # here, not at import: ``verify`` reads players but never renders one
+
     template = _asset("player.html")
     script = _asset("player.js")
     style = _asset("player.css")
