@@ -41,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bundler.assets import SourceFile, sniff
+from bundler.assets import OPEN_FLAGS, SourceFile, not_regular, sniff
 from bundler.errors import InputError
 from bundler.manifest import FileEntry
 from bundler.plan.types import BundlePlan, FileCopy
@@ -140,6 +140,38 @@ def _disk_file(copy: FileCopy) -> SourceFile:
     return copy.source
 
 
+class NotRegularFile(Exception):
+    """What is at a path is not (any more) a regular file; the message says what it is."""
+
+
+# Sources are opened as the media check saw them: never blocking (a FIFO swapped in since would
+# wait for a writer forever) and never through a symlink at the last step (their paths are resolved).
+_READ_FLAGS = OPEN_FLAGS | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _open_regular(path: Path | str) -> tuple[int, os.stat_result]:
+    """An fd of the regular file at ``path``, opened without blocking, and its ``fstat``.
+
+    Raises ``FileNotFoundError``, ``NotRegularFile`` or another ``OSError``.
+    """
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink
+            raise NotRegularFile("is a symbolic link") from None
+        raise
+    try:
+        info = os.fstat(fd)
+        why = not_regular(info.st_mode)
+        if why:
+            raise NotRegularFile(why)
+        os.set_blocking(fd, True)  # local file systems ignore O_NONBLOCK on regular files; others may not
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, info
+
+
 def _buffer() -> bytearray:
     buffer: bytearray | None = getattr(_local, "buffer", None)
     if buffer is None:
@@ -203,12 +235,16 @@ def copy_and_hash(copy: FileCopy, destination: Path, progress: Progress | None =
     digest = hashlib.sha256()
     size = 0
     read_started = time.time_ns()
+    source = _disk_file(copy).path
     try:
-        source_fd = os.open(_disk_file(copy).path, os.O_RDONLY | os.O_CLOEXEC)
+        source_fd, before = _open_regular(source)
     except FileNotFoundError:
-        raise MediaChangedError(f"{_disk_file(copy).path} was removed while bundling ({copy.target}).", copy) from None
+        raise MediaChangedError(f"{source} was removed while bundling ({copy.target}).", copy) from None
+    except NotRegularFile as exc:
+        raise MediaChangedError(f"{source} was replaced while bundling: it {exc} ({copy.target}).", copy) from None
     try:
-        before = os.fstat(source_fd)
+        if before.st_size != copy.source.size:  # no need to read it to know
+            raise _changed_size(copy, before.st_size)
         target_fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         try:
             while True:
@@ -216,9 +252,7 @@ def copy_and_hash(copy: FileCopy, destination: Path, progress: Progress | None =
                 if not count:
                     break
                 if size == 0 and not sniff(bytes(view[:16]), copy.kind):
-                    raise MediaChangedError(
-                        f"{_disk_file(copy).path} changed format while bundling ({copy.target}).", copy
-                    )
+                    raise MediaChangedError(f"{source} changed format while bundling ({copy.target}).", copy)
                 chunk = view[:count]
                 digest.update(chunk)
                 write_all(target_fd, chunk, destination)
@@ -226,11 +260,7 @@ def copy_and_hash(copy: FileCopy, destination: Path, progress: Progress | None =
                 if progress:
                     progress(count)
             if size != copy.source.size:
-                raise MediaChangedError(
-                    f"{_disk_file(copy).path} changed size while bundling "
-                    f"({copy.source.size} -> {size} bytes; {copy.target}).",
-                    copy,
-                )
+                raise _changed_size(copy, size)
             sha = digest.hexdigest()
             after = os.fstat(source_fd)
             if _records_supported and _same_file(before, after) and _settled(after, read_started):
@@ -243,19 +273,30 @@ def copy_and_hash(copy: FileCopy, destination: Path, progress: Progress | None =
     return FileEntry(copy.target, size, sha, copy.media_type)
 
 
+def _changed_size(copy: FileCopy, size: int) -> MediaChangedError:
+    return MediaChangedError(
+        f"{_disk_file(copy).path} changed size while bundling ({copy.source.size} -> {size} bytes; {copy.target}).",
+        copy,
+    )
+
+
 def _record(copy: FileCopy, source: os.stat_result, sha: str, copy_mtime_ns: int) -> SourceRecord:
     return SourceRecord(sha, copy_mtime_ns, source_identity(_disk_file(copy).path, source))
 
 
-def hash_file(path: Path | str) -> tuple[str, os.stat_result, os.stat_result, int]:
-    """SHA-256 of a file without copying it; returns (hex, stat before, stat after, read start ns)."""
+def hash_file(path: Path | str) -> tuple[str, os.stat_result, os.stat_result, int] | None:
+    """SHA-256 of a file without copying it; returns (hex, stat before, stat after, read start ns),
+    or None when ``path`` is gone or is not a regular file now (then it is not reused: copying it
+    reports what became of it)."""
     buffer = _buffer()
     view = memoryview(buffer)
     digest = hashlib.sha256()
     started = time.time_ns()
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        before = os.fstat(fd)
+        fd, before = _open_regular(path)
+    except (FileNotFoundError, NotRegularFile):
+        return None
+    try:
         while count := os.readv(fd, [buffer]):
             digest.update(view[:count])
         after = os.fstat(fd)
@@ -318,8 +359,8 @@ def _recorded(copy: FileCopy, old: str, seal: int | None) -> tuple[SourceRecord,
     if seal is None or old_stat.st_ctime_ns > seal:
         # touched since the bundle was sealed (perhaps rewritten with its mtime put back): the
         # record proves nothing about these bytes until they hash to it again
-        sha, before, after, _ = hash_file(Path(old))
-        if sha != record.sha256 or not _same_file(before, after):
+        hashed = hash_file(Path(old))
+        if hashed is None or hashed[0] != record.sha256 or not _same_file(hashed[1], hashed[2]):
             return None
     return record, current, old_stat
 
@@ -349,7 +390,10 @@ def reuse_previous(copy: FileCopy, previous: Path | str, destination: Path | str
     record, current, old_stat = found
     refreshed: SourceRecord | None = None
     if not record.matches_source(_disk_file(copy).path, current):
-        sha, before, after, started = hash_file(_disk_file(copy).path)
+        hashed = hash_file(_disk_file(copy).path)
+        if hashed is None:
+            return None
+        sha, before, after, started = hashed
         if sha != record.sha256 or not _same_file(before, after) or after.st_size != old_stat.st_size:
             return None
         if _settled(after, started):
@@ -361,8 +405,8 @@ def reuse_previous(copy: FileCopy, previous: Path | str, destination: Path | str
     if refreshed is not None and _records_supported:
         # metadata only: the file's bytes are untouched, and the record stays true for them
         try:
-            fd = os.open(destination, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
+            fd, _ = _open_regular(destination)  # the link names whatever ``old`` is by now
+        except (OSError, NotRegularFile):
             pass
         else:
             try:

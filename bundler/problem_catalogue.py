@@ -186,8 +186,9 @@ _ENTRIES = (
         "media-changed",
         "error",
         "assemble",
-        "A media file was removed, or changed size or format, between the check and the copy (the pipeline "
-        "was still writing it). Nothing was written; an existing bundle is kept.",
+        "A media file was removed, changed size or format, or was replaced by something that is not a regular "
+        "file (a FIFO, device, folder or symlink) between the check and the copy (the pipeline was still "
+        "writing it). Nothing was written; an existing bundle is kept.",
         "Run again once the pipeline has finished writing the story's media.",
     ),
     # --- music (assemble, check) ---------------------------------------------------------

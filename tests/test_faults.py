@@ -25,6 +25,7 @@ from bundler.verify import verify_bundle
 from tests.builders import StoryBuilder
 from tests.cli_helpers import BUNDLER, json_of, run_cli
 from tests.test_assemble import branching_story, story, tree_files
+from tests.test_hostile_media import outcome_of
 
 BIG = 300 * 1024 * 1024  # sparse on the source side: cheap to make, seconds to copy and archive
 MUSIC = "Night Theme.m4a"
@@ -194,6 +195,64 @@ def test_media_deleted_between_plan_and_copy_is_a_story_problem(
     assert (problem.scenelet_id, problem.scenelet_label, problem.shot_index) == (root, "scenelet-1", 2)
     assert problem.path is not None and problem.path.endswith("shot-2_key_frame.png")
     assert names(out) == []
+
+
+def swap_for_fifo(victim: Path, elsewhere: Path) -> None:
+    victim.unlink()
+    os.mkfifo(victim)
+
+
+def swap_for_symlink_leaving_the_root(victim: Path, elsewhere: Path) -> None:
+    outside = elsewhere / "outside.png"  # not under the assets root: never to be bundled
+    outside.write_bytes(victim.read_bytes())
+    victim.unlink()
+    victim.symlink_to(outside)
+
+
+@pytest.mark.parametrize(
+    ("swap", "what"),
+    [(swap_for_fifo, "is a FIFO (named pipe), not a regular file"), (swap_for_symlink_leaving_the_root, "symbolic")],
+)
+def test_media_swapped_between_plan_and_copy_is_a_story_problem_not_a_hang(
+    story: StoryBuilder,
+    database: DatabaseTarget,
+    assets_root: Path,
+    tmp_path: Path,
+    swap: Callable[[Path, Path], None],
+    what: str,
+) -> None:
+    root = story.scenelets[0].id
+    victim = assets_root / story.story_id / "shots" / root / "shot-2_key_frame.png"
+    out = tmp_path / "out"
+    assert api.assemble(story.story_id, database=database, assets_root=assets_root, out_dir=out).ok
+    before = tree_files(out / story.story_id)
+
+    class SwapWhenCopyingStarts:  # the real progress seam: called after planning, before any copy
+        def start(self, story_id: str, total_bytes: int) -> None:
+            swap(victim, tmp_path)
+
+        def advance(self, story_id: str, count: int) -> None:
+            pass
+
+    def assemble_again() -> api.StoryReport:
+        return api.assemble(
+            story.story_id,
+            database=database,
+            assets_root=assets_root,
+            out_dir=out,
+            overwrite=True,
+            progress=SwapWhenCopyingStarts(),
+        )
+
+    report = outcome_of(assemble_again, victim)  # a copy blocked on the FIFO fails instead of hanging
+
+    assert isinstance(report, api.StoryReport) and not report.ok and report.exit_code == 1
+    [problem] = [p for p in report.problems if p.severity == "error"]
+    assert problem.code == "media-changed" and what in problem.message, problem.message
+    assert (problem.scenelet_id, problem.scenelet_label, problem.shot_index) == (root, "scenelet-1", 2)
+    assert problem.path == str(victim)
+    assert tree_files(out / story.story_id) == before  # the old bundle survives
+    assert names(out) == [story.story_id]  # no staging left
 
 
 # --- §5 faults -----------------------------------------------------------------------------------

@@ -12,15 +12,19 @@ import socket
 import stat
 import struct
 import subprocess
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bundler.assets import SourceFile
+from bundler.copying import MediaChangedError, copy_and_hash, hash_file
 from bundler.db.connect import DatabaseTarget
 from bundler.media_structure import structure_problem, windowed
+from bundler.plan.types import FileCopy
 from tests.builders import ShotSpec, StoryBuilder
 from tests.cli_helpers import BUNDLER
 from tests.media_files import m4a_bytes, png_bytes, wav_bytes
@@ -125,6 +129,79 @@ def test_seed_with_a_fifo_in_its_media_folder_fails_fast(database: DatabaseTarge
 
     assert result.returncode == 1, result.stderr
     assert "story.yaml" in result.stderr and "shot-1_key_frame.png" in result.stderr and "FIFO" in result.stderr
+
+
+# ------------------------------------------------------------------ swapped after the check
+
+
+PROMPT = 20  # seconds: far beyond any copy of a few bytes, short of hanging the suite
+
+
+def outcome_of(call: Callable[[], object], fifo: Path) -> object:
+    """What ``call`` returned or raised; a call still blocked (on ``fifo``) after ``PROMPT`` fails
+    the test instead of hanging it (a writer opening the FIFO releases the blocked open)."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except Exception as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(PROMPT)
+    if thread.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(PROMPT)
+        pytest.fail(f"blocked on the FIFO {fifo}")
+    return outcome[0]
+
+
+def checked_copy(path: Path, data: bytes) -> FileCopy:
+    """The copy the planner makes of ``path`` once the media check has passed it."""
+    path.write_bytes(data)
+    info = path.stat()
+    return FileCopy("assets/shots/a/1_key_frame.png", SourceFile(str(path), info.st_size, info.st_mtime_ns), "image")
+
+
+def test_a_source_swapped_for_a_fifo_after_the_check_is_media_changed_not_a_hang(tmp_path: Path) -> None:
+    source = tmp_path / "key.png"
+    copy = checked_copy(source, png_bytes())
+    source.unlink()
+    os.mkfifo(source)
+
+    outcome = outcome_of(lambda: copy_and_hash(copy, tmp_path / "copied.png"), source)
+
+    assert isinstance(outcome, MediaChangedError) and outcome.copy == copy
+    assert str(outcome) == (
+        f"{source} was replaced while bundling: it is a FIFO (named pipe), not a regular file "
+        "(assets/shots/a/1_key_frame.png)."
+    )
+    assert not (tmp_path / "copied.png").exists()
+
+
+def test_a_source_swapped_for_a_symlink_after_the_check_is_not_followed(tmp_path: Path) -> None:
+    source = tmp_path / "root" / "key.png"
+    source.parent.mkdir()
+    copy = checked_copy(source, png_bytes())
+    outside = tmp_path / "secret.png"  # same size and format, outside the assets root
+    outside.write_bytes(png_bytes(rgb=(1, 2, 3)))
+    source.unlink()
+    source.symlink_to(outside)
+
+    with pytest.raises(MediaChangedError, match="replaced while bundling: it is a symbolic link") as raised:
+        copy_and_hash(copy, tmp_path / "copied.png")
+
+    assert raised.value.copy == copy and str(source) in str(raised.value)
+    assert not (tmp_path / "copied.png").exists()
+
+
+def test_hashing_a_fifo_for_reuse_never_blocks(tmp_path: Path) -> None:
+    fifo = tmp_path / "key.png"
+    os.mkfifo(fifo)
+
+    assert outcome_of(lambda: hash_file(fifo), fifo) is None
 
 
 # ------------------------------------------------------------------ structure
