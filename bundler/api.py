@@ -21,6 +21,7 @@ from bundler.cancel import Cancellation
 from bundler.cancel import check as check_cancel
 from bundler.copying import MediaChangedError, media_changed_problem
 from bundler.db.connect import DatabaseTarget, connection, resolve_target
+from bundler.db.jsonb import JsonTooDeepError
 from bundler.errors import EnvError, StoryNotFoundError, UsageError
 from bundler.models import StorySnapshot
 from bundler.plan.planner import analyze, default_exported_at, format_timestamp, plan
@@ -188,11 +189,12 @@ def _failed(bundle_plan: BundlePlan, strict: bool) -> bool:
     return bool(bundle_plan.errors) or (strict and bool(bundle_plan.warnings))
 
 
-def _not_found(exc: StoryNotFoundError, started: float) -> StoryReport:
-    """DESIGN §2 lists "story not found" among the story errors: a problem, exit 1."""
-    problem = error("story-not-found", str(exc))
-    stats = {"errors": 1, "warnings": 0, "seconds": round(time.perf_counter() - started, 3)}
-    return StoryReport(exc.story_id, False, (problem,), stats)
+def _unreadable(story_id: str, exc: StoryNotFoundError | JsonTooDeepError, started: float) -> StoryReport:
+    """DESIGN §2 lists "story not found" among the story errors, and so is a story whose rows cannot
+    be read: problems, exit 1."""
+    problems = exc.problems if isinstance(exc, JsonTooDeepError) else (error("story-not-found", str(exc)),)
+    stats = {"errors": len(problems), "warnings": 0, "seconds": round(time.perf_counter() - started, 3)}
+    return StoryReport(parse_story_id(story_id), False, problems, stats)
 
 
 def check(
@@ -212,8 +214,8 @@ def check(
         bundle_plan = diagnose(
             story_id, database=database, assets_root=assets_root, jobs=jobs, phases=phases, lines=False
         )
-    except StoryNotFoundError as exc:
-        return _not_found(exc, started)
+    except (StoryNotFoundError, JsonTooDeepError) as exc:
+        return _unreadable(story_id, exc, started)
     check_cancel(cancel)
     files = bundle_plan.files()
     stats = {
@@ -265,8 +267,8 @@ def assemble(
         bundle_plan = diagnose(
             story_id, database=database, assets_root=source, exported_at=exported_at, jobs=jobs, phases=phases
         )
-    except StoryNotFoundError as exc:
-        return _not_found(exc, started)
+    except (StoryNotFoundError, JsonTooDeepError) as exc:
+        return _unreadable(story_id, exc, started)
     stats: dict[str, Any] = _plan_stats(bundle_plan, strict)
     problems = _reported(bundle_plan, strict)
     if _failed(bundle_plan, strict):

@@ -36,6 +36,7 @@ from psycopg import IsolationLevel
 from psycopg.rows import class_row
 
 from bundler.db.connect import set_local_timeouts
+from bundler.db.jsonb import located
 from bundler.db.repository import STORY_COLUMNS
 from bundler.errors import StoryNotFoundError
 from bundler.models import SceneletRecord, ShotGroup, ShotRecord, StoryRecord, StorySnapshot
@@ -113,7 +114,8 @@ def load_snapshot(conn: psycopg.Connection, story_id: str, *, lines: bool = True
     conn.read_only = True
     with conn.transaction():
         set_local_timeouts(conn)
-        with conn.cursor(row_factory=class_row(StoryRecord)) as cur:
+        # the one JSON document parsed in Python (see above): a value too deep to read is a story problem
+        with located(conn, story_id, "audio_design_document"), conn.cursor(row_factory=class_row(StoryRecord)) as cur:
             story = cur.execute(f"select {STORY_COLUMNS} from stories where id = %s", (story_id,)).fetchone()
         if story is None:
             raise StoryNotFoundError(story_id)

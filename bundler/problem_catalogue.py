@@ -43,6 +43,16 @@ _ENTRIES = (
         "No story has this id in the database the command read.",
         "Check the id (`bundler stories` lists them) and `--database-url`/`DATABASE_URL`.",
     ),
+    Entry(
+        "json-too-deep",
+        "error",
+        "assemble, check, export",
+        "A JSON value stored for the story nests thousands of levels deep, too deeply to read: the story's "
+        "`audio_design_document` (which bundling reads), or, for `export`, a scenelet's `content` or a shot's "
+        "`storyboard_payload`. PostgreSQL accepts such values. The message names the column and, for a "
+        "scenelet or shot, its UUID, label and shot index.",
+        "Rewrite the value in the database (regenerate it, or set it to null), then run again.",
+    ),
     # --- the story tree (assemble, check) ------------------------------------------------
     Entry(
         "no-scenelets",

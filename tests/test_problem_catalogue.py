@@ -65,7 +65,7 @@ def test_docs_problems_md_is_generated_from_the_catalogue() -> None:
     assert DOCS.read_text(encoding="utf-8") == markdown(), "run: python -m bundler.problem_catalogue > docs/problems.md"
 
 
-@pytest.mark.parametrize("code", ["root-not-playable", "MISSING-MEDIA"])
+@pytest.mark.parametrize("code", ["root-not-playable", "MISSING-MEDIA", "json-too-deep"])
 def test_check_explain_prints_the_entry(code: str) -> None:
     result = run_cli("check", "--explain", code)
     entry = CATALOGUE[code.lower()]

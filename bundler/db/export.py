@@ -15,7 +15,7 @@ import psycopg
 from psycopg import IsolationLevel
 
 from bundler.db.connect import set_local_timeouts
-from bundler.db.jsonb import TOO_DEEP, JsonTooDeepError
+from bundler.db.jsonb import JsonTooDeepError, located
 from bundler.db.repository import Repository, require_uuid
 from bundler.db.story_yaml import (
     CONTENT_FIELDS,
@@ -35,18 +35,24 @@ def export_story(conn: psycopg.Connection, story_id: str) -> str:
     try:
         return _export_story(conn, story_id)
     except RecursionError:  # JSON that parsed but nests too deeply to copy and write as YAML
-        raise JsonTooDeepError(f"Story {story_id} cannot be exported: {TOO_DEEP}.") from None
+        raise JsonTooDeepError(
+            f"Story {story_id} cannot be exported: a JSON value (content, audio_design_document or "
+            "storyboard_payload) is nested too deeply to write as YAML."
+        ) from None
 
 
 def _export_story(conn: psycopg.Connection, story_id: str) -> str:
     story_id = require_uuid(story_id, "Story id")
     repo = Repository(conn)
     with _snapshot(conn):
-        story = repo.get_story(story_id)
+        with located(conn, story_id, "audio_design_document"):
+            story = repo.get_story(story_id)
         if story is None:
             raise StoryNotFoundError(story_id)
-        scenelets = repo.list_scenelets(story_id)
-        shots = repo.get_shots_by_story(story_id)
+        with located(conn, story_id, "content"):
+            scenelets = repo.list_scenelets(story_id)
+        with located(conn, story_id, "storyboard_payload"):
+            shots = repo.get_shots_by_story(story_id)
     return dump_document(story_document(story, scenelets, shots))
 
 
