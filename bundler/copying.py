@@ -30,6 +30,7 @@ with ``O_EXCL``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -305,6 +306,28 @@ def hash_file(path: Path | str) -> tuple[str, os.stat_result, os.stat_result, in
     return digest.hexdigest(), before, after, started
 
 
+def _links_to(link: Path | str, checked: os.stat_result) -> bool:
+    """Is ``link`` the very file that was checked? If not, it is removed (the caller copies anew).
+
+    Its ctime cannot tell (making the link changes it); the inode number alone cannot either
+    (a file system may give a freed number to the next new file at once), so the type, size
+    and mtime must match too.
+    """
+    try:
+        linked = os.lstat(link)
+    except OSError:
+        linked = None
+    if linked is not None and _identity(linked) == _identity(checked):
+        return True
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(link)
+    return False
+
+
+def _identity(info: os.stat_result) -> tuple[int, int, int, int, int]:
+    return info.st_ino, info.st_dev, info.st_mode, info.st_size, info.st_mtime_ns
+
+
 def seal_bundle(bundle: Path, sealed_ns: int | None = None) -> None:
     """Mark a published bundle folder with a time no later than any change of its files made by
     this run (writes, links, records, unlinking the old bundle's links), ``sealed_ns`` or now.
@@ -402,6 +425,8 @@ def reuse_previous(copy: FileCopy, previous: Path | str, destination: Path | str
         os.link(old, destination, follow_symlinks=False)
     except OSError:
         return None  # no hard links here (or too many): copy instead
+    if not _links_to(destination, old_stat):
+        return None  # ``old`` was replaced between its check and the link: copy instead
     if refreshed is not None and _records_supported:
         # metadata only: the file's bytes are untouched, and the record stays true for them
         try:

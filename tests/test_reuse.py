@@ -326,3 +326,44 @@ def test_an_unchanged_bundle_removed_before_publishing_is_an_error(tmp_path: Pat
     with pytest.raises(EnvError, match="removed while"):
         publish(staging, tmp_path / "story", overwrite=True)
     assert not (tmp_path / "story").exists()
+
+
+@pytest.mark.parametrize("swap", ["fifo", "other file of the same size"])
+def test_a_bundle_file_swapped_between_its_check_and_the_link_is_copied_instead(
+    story: StoryBuilder,
+    assemble: Callable[..., Path],
+    settle: Callable[[], None],
+    assets_root: Path,
+    conn,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+    swap: str,
+) -> None:
+    """The previous bundle's file passes its check, then is replaced before the hard link is made:
+    the new bundle must get the source's bytes in a regular file, never what took its place."""
+    settle()
+    bundle = assemble(story.story_id)
+    source, target = key_frame(story, assets_root)
+    conn.execute("update stories set display_name = 'Reuse, retitled' where id = %s", (story.story_id,))
+    real = bundler.copying._recorded
+    calls: list[str] = []
+
+    def checked_then_swapped(copy, old, seal):  # type: ignore[no-untyped-def]
+        found = real(copy, old, seal)
+        calls.append(old)
+        # the first check only asks whether the bundle is current (the title changed: it is not);
+        # the second is the one the hard link follows: swap the file right after it, for real
+        if found is not None and old.endswith(target) and calls.count(old) == 2:
+            size = os.stat(old).st_size
+            os.unlink(old)
+            if swap == "fifo":
+                os.mkfifo(old)
+            else:
+                Path(old).write_bytes(b"\x00" * size)
+        return found
+
+    monkeypatch.setattr(bundler.copying, "_recorded", checked_then_swapped)
+    assemble(story.story_id)
+    assert sum(name.endswith(target) for name in calls) == 2  # the swap happened
+    assert (bundle / target).is_file() and not (bundle / target).is_symlink()
+    assert (bundle / target).read_bytes() == source.read_bytes()
+    assert manifest_hashes(bundle)[target] == hashlib.sha256(source.read_bytes()).hexdigest()
