@@ -507,7 +507,7 @@ def bench_player(server: Server, env: dict[str, str], story: Generated, report: 
     report.rows.append(
         Row(
             f"{name}: longest main-thread task after that",
-            f"{figures.longest_task:.0f} ms",
+            f"{figures.longest_task:.0f} ms" if figures.longest_task else "none over 50 ms",
             "",
             "",
             "<= 200 ms",
@@ -908,8 +908,10 @@ def missed(
         "these files in a bare loop, before any structural check. The same probe again, best of 3: "
         f"{threads[0]:.3f} s on one thread, {threads[1]:.3f} s on two (so files that answer from the page "
         "cache are probed on one thread; threads are used when a sample shows slow files). The load phase "
-        f"(psycopg's import, the query, rows into objects) took {_phase(check, 'load'):.3f} s wall "
-        f"and {_phase(check, 'import psycopg'):.3f} s more to import psycopg. What would close it: a start-up without "
+        f"(three queries, rows into objects) took {_phase(check, 'load'):.3f} s wall, "
+        f"{_phase(check, 'load', cpu=True):.3f} s of it this process's CPU, against the floor's "
+        f"{psql_s:.3f} s for reading every row; importing psycopg took {_phase(check, 'import psycopg'):.3f} s "
+        "before that. What would close it: a start-up without "
         "the typer/psycopg import cost (a compiled entry point), and file checks outside the interpreter "
         "(one native call per folder); neither is a change to the pipeline's design.",
         f"- **unchanged re-assemble** ({again_s:.3f} s vs first {first_s:.3f} s, {again_s / first_s:.2f}x). "
