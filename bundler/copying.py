@@ -188,13 +188,14 @@ def write_all(fd: int, data: memoryview, path: Path) -> None:
         raise OSError(exc.errno, exc.strerror, os.fspath(path)) from None
 
 
+def _identity(info: os.stat_result) -> tuple[int, int, int, int, int]:
+    """Which file this is and what it holds, as far as ``stat`` tells without its ctime."""
+    return info.st_ino, info.st_dev, info.st_mode, info.st_size, info.st_mtime_ns
+
+
 def _same_file(before: os.stat_result, after: os.stat_result) -> bool:
-    return (before.st_size, before.st_mtime_ns, before.st_ctime_ns, before.st_ino) == (
-        after.st_size,
-        after.st_mtime_ns,
-        after.st_ctime_ns,
-        after.st_ino,
-    )
+    """Nothing about the file changed between the two ``stat`` calls (its ctime included)."""
+    return _identity(before) == _identity(after) and before.st_ctime_ns == after.st_ctime_ns
 
 
 def _settled(source: os.stat_result, read_started_ns: int) -> bool:
@@ -324,10 +325,6 @@ def _links_to(link: Path | str, checked: os.stat_result) -> bool:
     return False
 
 
-def _identity(info: os.stat_result) -> tuple[int, int, int, int, int]:
-    return info.st_ino, info.st_dev, info.st_mode, info.st_size, info.st_mtime_ns
-
-
 def seal_bundle(bundle: Path, sealed_ns: int | None = None) -> None:
     """Mark a published bundle folder with a time no later than any change of its files made by
     this run (writes, links, records, unlinking the old bundle's links), ``sealed_ns`` or now.
@@ -382,7 +379,7 @@ def _recorded(copy: FileCopy, old: str, seal: int | None) -> tuple[SourceRecord,
     if seal is None or old_stat.st_ctime_ns > seal:
         # touched since the bundle was sealed (perhaps rewritten with its mtime put back): the
         # record proves nothing about these bytes until they hash to it again
-        hashed = hash_file(Path(old))
+        hashed = hash_file(old)
         if hashed is None or hashed[0] != record.sha256 or not _same_file(hashed[1], hashed[2]):
             return None
     return record, current, old_stat
@@ -430,7 +427,7 @@ def reuse_previous(copy: FileCopy, previous: Path | str, destination: Path | str
     if refreshed is not None and _records_supported:
         # metadata only: the file's bytes are untouched, and the record stays true for them
         try:
-            fd, _ = _open_regular(destination)  # the link names whatever ``old`` is by now
+            fd, _ = _open_regular(destination)
         except (OSError, NotRegularFile):
             pass
         else:
