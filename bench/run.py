@@ -569,8 +569,8 @@ def phases(story_id: str, database: str, assets: str, out: str | None) -> Phases
     lap("import psycopg")
     from bundler.api import default_jobs, resolve_exported_at
     from bundler.db.connect import DatabaseTarget, connection
-    from bundler.load import load_snapshot
-    from bundler.plan.planner import analyze, plan
+    from bundler.pipeline.load import load_snapshot
+    from bundler.pipeline.plan.planner import analyze, plan
     from bundler.storage import open_source
 
     lap("import bundler")
@@ -589,7 +589,7 @@ def phases(story_id: str, database: str, assets: str, out: str | None) -> Phases
         timings[PROBE_THREADS] = probe_on_threads(analysis.requests, Path(assets))
         mark = (time.perf_counter(), time.process_time())
     if out:
-        from bundler.build import build_bundle
+        from bundler.pipeline.build import build_bundle
         from bundler.storage import open_destination
 
         destination = open_destination(out, default_jobs())  # as ``api.assemble`` builds and publishes
@@ -608,8 +608,8 @@ PROBE_THREADS = "probe again: best wall s on 1 and on 2 threads"
 def probe_on_threads(requests: Any, root: Path) -> list[float]:
     """The probe's best wall time (of 3) on one thread and on two, forced (``run_adaptive`` picks one
     thread when files answer fast, as they do from the page cache)."""
-    from bundler.media import Prober, _by_path
-    from bundler.workers import run_parallel
+    from bundler.storage.local.probe import Prober, _by_path
+    from bundler.support.workers import run_parallel
 
     ordered = sorted(requests, key=_by_path)
     best = []

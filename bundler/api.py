@@ -17,16 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bundler.cancel import Cancellation
-from bundler.cancel import check as check_cancel
-from bundler.copying import MediaChangedError, media_changed_problem
 from bundler.db.connect import DatabaseTarget, connection, resolve_target
 from bundler.db.jsonb import JsonTooDeepError
 from bundler.errors import EnvError, StoryNotFoundError, UsageError
-from bundler.models import StorySnapshot
-from bundler.plan.planner import analyze, default_exported_at, format_timestamp, plan
-from bundler.plan.types import BundlePlan
+from bundler.pipeline.plan.planner import analyze, default_exported_at, format_timestamp, plan
+from bundler.pipeline.plan.types import BundlePlan
 from bundler.problems import Problem, error
+from bundler.records import StorySnapshot
+from bundler.storage.local.copying import MediaChangedError, media_changed_problem
+from bundler.support.cancel import Cancellation
+from bundler.support.cancel import check as check_cancel
 
 if TYPE_CHECKING:
     from bundler.storage import MediaSource
@@ -136,7 +136,7 @@ def diagnose(
 ) -> BundlePlan:
     """Load, check media and plan one story (no output written); ``lines=False`` plans without the
     shots' narration scripts (captions), which only the player shows."""
-    from bundler.load import load_snapshot
+    from bundler.pipeline.load import load_snapshot
 
     phase = phases or Phases()
     story_id = parse_story_id(story_id)
@@ -249,8 +249,8 @@ def assemble(
     cancel: Cancellation | None = None,
 ) -> StoryReport:
     """Write ``<out_dir>/<story-id>/`` (and its archive); an existing bundle survives any failure."""
-    from bundler.archive import FORMATS, archive_timestamp, check_archive_time
-    from bundler.build import build_bundle
+    from bundler.bundle.archive import FORMATS, archive_timestamp, check_archive_time
+    from bundler.pipeline.build import build_bundle
     from bundler.storage import open_destination
 
     started = time.perf_counter()

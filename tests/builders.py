@@ -12,8 +12,8 @@ from typing import Any
 import psycopg
 
 from bundler.db.repository import Repository
-from bundler.models import NewShot, SceneletRecord, ShotRecord, StoryRecord, StorySnapshot
-from bundler.plan.tree import build_tree
+from bundler.pipeline.plan.tree import build_tree
+from bundler.records import NewShot, SceneletRecord, ShotRecord, StoryRecord, StorySnapshot
 from tests.media_files import write_media
 
 BASE_TIME = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -160,7 +160,7 @@ class StoryBuilder:
 
     # -- side effects ---------------------------------------------------------------
     def write_media(self, assets_root: Path) -> None:
-        from bundler.assets import is_skipped, normalize_stored_path
+        from bundler.media.paths import is_skipped, normalize_stored_path
 
         for s in self.scenelets:
             for shot in s.shots:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bundler.manifest import FileEntry, dumps, sha256sums
+from bundler.bundle.manifest import FileEntry, dumps, sha256sums
 from tests.media_files import m4a_bytes, png_bytes, wav_bytes
 
 STORY_ID = "5f0c7c1e-3a51-4c8e-9b9e-0d2f4f7f6a01"

@@ -62,10 +62,10 @@ def check_cli_output(args: list[str], document: Any) -> None:
 @contextmanager
 def validating_writers() -> Iterator[None]:
     """Wrap the manifest and story-YAML writers so every document written in-process is validated."""
-    import bundler.build
-    import bundler.db.export
+    import bundler.pipeline.build
+    import bundler.story_yaml.export
 
-    write_manifest, write_story = bundler.build.dump_bytes, bundler.db.export.dump_document
+    write_manifest, write_story = bundler.pipeline.build.dump_bytes, bundler.story_yaml.export.dump_document
 
     def checked_manifest(document: dict[str, Any]) -> bytes:
         assert_valid("manifest", document)
@@ -76,9 +76,9 @@ def validating_writers() -> Iterator[None]:
         assert_valid("story", yaml.safe_load(text))
         return text
 
-    bundler.build.dump_bytes = checked_manifest  # type: ignore[assignment]
-    bundler.db.export.dump_document = checked_story  # type: ignore[assignment]
+    bundler.pipeline.build.dump_bytes = checked_manifest  # type: ignore[assignment]
+    bundler.story_yaml.export.dump_document = checked_story  # type: ignore[assignment]
     try:
         yield
     finally:
-        bundler.build.dump_bytes, bundler.db.export.dump_document = write_manifest, write_story  # type: ignore[assignment]
+        bundler.pipeline.build.dump_bytes, bundler.story_yaml.export.dump_document = write_manifest, write_story  # type: ignore[assignment]

@@ -18,12 +18,12 @@ import pytest
 import yaml
 
 from bundler.db.connect import DatabaseTarget
-from bundler.db.export import export_story
 from bundler.db.repository import Repository
-from bundler.db.seed import seed_file
 from bundler.errors import InputError, StoryNotFoundError
-from bundler.models import NewShot, SceneletRecord
-from bundler.plan.tree import build_tree
+from bundler.pipeline.plan.tree import build_tree
+from bundler.records import NewShot, SceneletRecord
+from bundler.story_yaml.export import export_story
+from bundler.story_yaml.seed import seed_file
 from tests.cli_helpers import REPORT_META
 from tests.conftest import new_database
 

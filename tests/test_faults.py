@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from bundler import api
+from bundler.bundle.verify import verify_bundle
 from bundler.db.connect import DatabaseTarget
 from bundler.player import embed_json
-from bundler.verify import verify_bundle
 from tests.builders import StoryBuilder
 from tests.cli_helpers import BUNDLER, json_of, run_cli
 from tests.test_assemble import branching_story, story, tree_files

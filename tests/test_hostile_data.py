@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bundler.db.connect import DatabaseTarget
-from bundler.plan.music import sanitize_cue_file_name, unique_file_names
+from bundler.pipeline.plan.music import sanitize_cue_file_name, unique_file_names
 from tests.builders import ShotSpec, StoryBuilder, without_shots
 from tests.bundle_factory import RIGHT, edit_manifest, make_bundle
 from tests.cli_helpers import BUNDLER, json_of

@@ -20,11 +20,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bundler.assets import SourceFile
-from bundler.copying import MediaChangedError, copy_and_hash, hash_file
 from bundler.db.connect import DatabaseTarget
-from bundler.media_structure import structure_problem, windowed
-from bundler.plan.types import FileCopy
+from bundler.media.paths import SourceFile
+from bundler.media.structure import structure_problem, windowed
+from bundler.pipeline.plan.types import FileCopy
+from bundler.storage.local.copying import MediaChangedError, copy_and_hash, hash_file
 from tests.builders import ShotSpec, StoryBuilder
 from tests.cli_helpers import BUNDLER
 from tests.media_files import m4a_bytes, png_bytes, wav_bytes

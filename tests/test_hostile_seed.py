@@ -10,9 +10,9 @@ import psycopg
 import pytest
 
 from bundler.db.connect import DatabaseTarget
-from bundler.db.seed import seed_file
-from bundler.db.story_yaml import StoryFileError
 from bundler.errors import EnvError, InputError
+from bundler.story_yaml.format import StoryFileError
+from bundler.story_yaml.seed import seed_file
 from tests.media_files import m4a_bytes, wav_bytes
 from tests.test_hostile_data import bundler
 from tests.test_seed import counts

@@ -8,8 +8,8 @@ from typing import Any
 import psycopg
 
 from bundler.db.repository import Repository
-from bundler.load import load_snapshot
-from bundler.models import NewShot
+from bundler.pipeline.load import load_snapshot
+from bundler.records import NewShot
 
 NARRATION = [
     {"source": "narrator", "line": "The storm had been building.", "delivery": "hushed"},

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import psycopg
 
-from bundler.load import load_snapshot
-from bundler.plan.planner import analyze, default_exported_at, plan
+from bundler.pipeline.load import load_snapshot
+from bundler.pipeline.plan.planner import analyze, default_exported_at, plan
 from tests.builders import ShotSpec, StoryBuilder
 from tests.test_planner import EXPORTED, all_present
 

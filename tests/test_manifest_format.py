@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from bundler import __version__
-from bundler.manifest import dump_bytes, dumps
+from bundler.bundle.manifest import dump_bytes, dumps
 from tests.conftest import new_database
 from tests.test_example import seed_and_assemble
 

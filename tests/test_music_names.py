@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bundler.plan.music import sanitize_cue_file_name
+from bundler.pipeline.plan.music import sanitize_cue_file_name
 
 
 @pytest.mark.parametrize(

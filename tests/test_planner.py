@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bundler.assets import SourceFile
-from bundler.plan.planner import analyze, plan
-from bundler.plan.types import BundlePlan, MediaRequest, MediaStatus
+from bundler.media.paths import SourceFile
+from bundler.pipeline.plan.planner import analyze, plan
+from bundler.pipeline.plan.types import BundlePlan, MediaRequest, MediaStatus
 from tests.builders import ShotSpec, StoryBuilder, without_shots
 
 EXPORTED = "2026-03-01T12:00:00.000Z"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bundler.manifest import manifest_document
-from bundler.plan.planner import analyze, plan
-from bundler.plan.tree import build_tree
+from bundler.bundle.manifest import manifest_document
+from bundler.pipeline.plan.planner import analyze, plan
+from bundler.pipeline.plan.tree import build_tree
 from tests.builders import ShotSpec, StoryBuilder
 from tests.test_planner import EXPORTED, all_present
 
@@ -102,6 +102,6 @@ json_values = st.recursive(
 def test_manifest_writer_matches_the_json_module(document: dict[str, object]) -> None:
     import json
 
-    from bundler.manifest import dumps
+    from bundler.bundle.manifest import dumps
 
     assert dumps(document) == json.dumps(document, indent=2, ensure_ascii=False) + "\n"

@@ -76,7 +76,7 @@ def test_server_side_cursor_through_transaction_pooler(
     database: DatabaseTarget, pgbouncer_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """libpq < 17 reads shots through a named cursor: it must live inside the one transaction."""
-    from bundler.load import load_snapshot
+    from bundler.pipeline.load import load_snapshot
 
     url = pooled_url(pgbouncer_port, _dbname(database))
     seeded = run_cli("db", "seed", str(EXAMPLE), "--assets-root", str(tmp_path / "assets"), "--database-url", url)

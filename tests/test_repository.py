@@ -16,7 +16,7 @@ from bundler.db.repository import (
     init_schema,
 )
 from bundler.errors import InputError
-from bundler.models import NewShot
+from bundler.records import NewShot
 from tests.conftest import new_database
 
 T0 = datetime(2025, 5, 1, 8, 0, tzinfo=UTC)

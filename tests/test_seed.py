@@ -15,9 +15,9 @@ import pytest
 
 from bundler.db.connect import DatabaseTarget
 from bundler.db.repository import Repository
-from bundler.db.seed import SeedResult, StoryExistsError, seed_file
-from bundler.db.story_yaml import StoryFileError
 from bundler.errors import EnvError, InputError
+from bundler.story_yaml.format import StoryFileError
+from bundler.story_yaml.seed import SeedResult, StoryExistsError, seed_file
 from tests.cli_helpers import REPORT_META
 from tests.conftest import new_database
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from bundler.db.connect import DatabaseTarget
 from bundler.errors import UsageError
-from bundler.shard import Shard, shard_of
+from bundler.support.shard import Shard, shard_of
 from tests.builders import StoryBuilder
 from tests.cli_helpers import json_of, run_cli
 

@@ -1,5 +1,5 @@
 """An unchanged re-assemble keeps index.html, manifest.json and SHA256SUMS without rendering them,
-and only when their bytes prove them current (``bundler.texts_record``). Real PostgreSQL, real files."""
+and only when their bytes prove them current (``bundler.pipeline.texts_record``). Real PostgreSQL, real files."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import bundler.build
-from bundler import texts_record
+import bundler.pipeline.build
+from bundler.pipeline import texts_record
 from tests import test_reuse
 from tests.builders import StoryBuilder
 
@@ -24,13 +24,13 @@ TEXTS = ["index.html", "manifest.json", "SHA256SUMS"]
 def renders(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many times the texts were rendered (the real renderer still runs)."""
     calls: list[int] = []
-    real = bundler.build._render
+    real = bundler.pipeline.build._render
 
     def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(bundler.build, "_render", counted)
+    monkeypatch.setattr(bundler.pipeline.build, "_render", counted)
     return calls
 
 

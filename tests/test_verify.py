@@ -15,10 +15,10 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from bundler import api
-from bundler.archive import archive_timestamp, write_archive
+from bundler.bundle.archive import archive_timestamp, write_archive
+from bundler.bundle.verify import verify_bundle
 from bundler.cli import _register, app
 from bundler.db.connect import DatabaseTarget
-from bundler.verify import verify_bundle
 from tests.builders import StoryBuilder
 from tests.bundle_factory import END, EXPORTED_AT, LEFT, RIGHT, ROOT, edit_manifest, make_bundle
 from tests.cli_helpers import REPORT_META, run_cli

@@ -30,7 +30,7 @@ from bundler.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from bundler.cancel import Cancellation
+    from bundler.support.cancel import Cancellation
 
 StoryIdsArgument = Annotated[list[str] | None, typer.Argument(help="Story UUIDs.", show_default=False)]
 AllOption = Annotated[bool, typer.Option("--all", help="Every story in the database.")]
@@ -175,7 +175,7 @@ def _context(story_ids: Sequence[str] | None, all_stories: bool) -> dict[str, An
 def _cancel_on_signals() -> Iterator[Cancellation]:
     """Ctrl-C and SIGTERM ask the run to stop: no new story starts, stories in progress are
     abandoned at their next chunk (their staging removed, old bundles kept), then exit 128+N."""
-    from bundler.cancel import Cancellation
+    from bundler.support.cancel import Cancellation
 
     cancel = Cancellation()
     handled = (signal.SIGINT, signal.SIGTERM)
@@ -195,7 +195,7 @@ def _resolve_stories(
     from bundler.api import parse_story_id
     from bundler.db.connect import connection, resolve_target
     from bundler.errors import UsageError
-    from bundler.shard import Shard
+    from bundler.support.shard import Shard
 
     if bool(story_ids) == all_stories:
         raise typer.BadParameter("give one or more STORY_IDs, or --all (not both)", param_hint="STORY_ID")

@@ -57,9 +57,9 @@ def db_seed(
     debug: DebugOption = False,
 ) -> None:
     """Load a story from YAML, copying its media into the assets root."""
-    from bundler.assets import resolve_assets_root
     from bundler.db.connect import connection, resolve_target
-    from bundler.db.seed import seed_file
+    from bundler.media.paths import resolve_assets_root
+    from bundler.story_yaml.seed import seed_file
 
     output = Output.from_options(json_output, debug)
     if if_missing and replace:

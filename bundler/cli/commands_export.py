@@ -39,7 +39,7 @@ def export(
     context = {"storyId": story_id, "out": str(out) if out else None}
     with reported_errors(output, context):
         from bundler.db.connect import connection, resolve_target
-        from bundler.db.export import export_story
+        from bundler.story_yaml.export import export_story
 
         target = resolve_target(database_url)
         with connection(target) as conn:

@@ -66,7 +66,7 @@ def verify(
 
 def _shown(bundle: str) -> str:
     """How the report names a bundle: an s3:// URL as given, a local path absolute."""
-    from bundler.storage.base import is_s3_url
+    from bundler.storage.ports import is_s3_url
 
     return bundle if is_s3_url(bundle) else str(Path(bundle).absolute())
 
@@ -98,8 +98,8 @@ def _verify_batch(bundles: list[str], jobs: int | None, quick: bool, output: Out
 
 def _verify_one(bundle: str, jobs: int | None, quick: bool, output: Output) -> Any:
     from bundler.api import default_jobs
-    from bundler.bundle_reader import Reading
-    from bundler.verify import verify_bundle
+    from bundler.bundle.reader import Reading
+    from bundler.bundle.verify import verify_bundle
 
     console = stderr_console()
     progress = _ReadProgress(console, bundle) if output.shows_progress(console) else None

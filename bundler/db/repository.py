@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 
 from bundler.db.connect import set_local_timeouts
 from bundler.errors import InputError
-from bundler.models import NewShot, SceneletRecord, ShotRecord, StoryRecord
+from bundler.records import NewShot, SceneletRecord, ShotRecord, StoryRecord
 
 
 class RepositoryError(InputError):

@@ -25,7 +25,7 @@ from pathlib import Path
 import psycopg
 
 from bundler.db.repository import Repository
-from bundler.models import NewShot
+from bundler.records import NewShot
 from tests.media_files import m4a_bytes
 
 BASE_TIME = datetime(2026, 2, 1, 20, 0, tzinfo=UTC)

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bundler.assets import MediaKind, SourceFile
-from bundler.models import Line
+from bundler.media.paths import MediaKind, SourceFile
 from bundler.problems import Problem
+from bundler.records import Line
 
 MEDIA_TYPES: Mapping[MediaKind, str] = {"image": "image/png", "audio": "audio/wav", "music": "audio/mp4"}
 

@@ -28,13 +28,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bundler.assets import SNIFF_BYTES, sniff
+from bundler.bundle.manifest import MANIFEST_NAME, SUMS_NAME, FileEntry
 from bundler.errors import BundleUnreadableError, EnvError, OutputExistsError
-from bundler.manifest import MANIFEST_NAME, SUMS_NAME, FileEntry
-from bundler.media_structure import structure_problem
-from bundler.plan.types import FileCopy, MediaRequest, MediaStatus, StoredObject
-from bundler.storage.base import BundleDestination, MediaSource, Progress, Published
-from bundler.storage.s3client import Changed, EmptyObject, NotFound, ObjectInfo, S3Client, S3Url
+from bundler.media.paths import SNIFF_BYTES, sniff
+from bundler.media.structure import structure_problem
+from bundler.pipeline.plan.types import FileCopy, MediaRequest, MediaStatus, StoredObject
+from bundler.storage.ports import BundleDestination, MediaSource, Progress, Published
+from bundler.storage.s3.client import Changed, EmptyObject, NotFound, ObjectInfo, S3Client, S3Url
 
 HEAD_WINDOW = 64 * 1024  # one ranged GET: every header we check, and all of a small file
 REQUESTS_PER_JOB = 8  # requests in flight per --jobs: S3 work waits on the network, not the CPU
@@ -96,7 +96,7 @@ class S3Source(MediaSource):
         return str(self.url)
 
     def probe(self, requests: Collection[MediaRequest], jobs: int) -> dict[MediaRequest, MediaStatus]:
-        from bundler.workers import run_parallel
+        from bundler.support.workers import run_parallel
 
         ordered = sorted(requests, key=lambda r: (r.relative, r.kind))
         return dict(zip(ordered, run_parallel(ordered, self.probe_one, _workers(jobs)), strict=True))
@@ -118,7 +118,7 @@ class S3Source(MediaSource):
         return MediaStatus(source=StoredObject(key, found.info.size, found.info.etag))
 
     def copy(self, copy: FileCopy, destination: Path, progress: Progress | None) -> FileEntry:
-        from bundler.copying import MediaChangedError
+        from bundler.storage.local.copying import MediaChangedError
 
         source = copy.source
         if not isinstance(source, StoredObject):
@@ -140,7 +140,7 @@ class S3Source(MediaSource):
     def _download(
         self, fd: int, destination: Path, copy: FileCopy, source: StoredObject, progress: Progress | None
     ) -> tuple[str, int]:
-        from bundler.copying import MediaChangedError, write_all
+        from bundler.storage.local.copying import MediaChangedError, write_all
 
         digest = hashlib.sha256()
         size = 0
@@ -209,7 +209,7 @@ class S3Destination(BundleDestination):
         exported_at: str,
         check: Callable[[], None] | None = None,
     ) -> Published:
-        from bundler.workers import run_parallel
+        from bundler.support.workers import run_parallel
 
         manifest = (staging / MANIFEST_NAME).read_bytes()
         manifest_sha = hashlib.sha256(manifest).hexdigest()
@@ -254,7 +254,7 @@ class S3Destination(BundleDestination):
     ) -> S3Url | None:
         if archive is None:
             return None
-        from bundler.archive import archive_timestamp, write_archive
+        from bundler.bundle.archive import archive_timestamp, write_archive
 
         path = write_archive(staging, archive, archive_timestamp(exported_at))  # type: ignore[arg-type]
         name = f"{version}.{archive}"

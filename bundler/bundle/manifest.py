@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bundler.plan.types import BundlePlan
+from bundler.pipeline.plan.types import BundlePlan
 
 FORMAT = "story-bundle"
 FORMAT_VERSION = 1

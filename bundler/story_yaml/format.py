@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from bundler.assets import MediaKind
 from bundler.errors import InputError
+from bundler.media.paths import MediaKind
 
 FORMAT = "bundler-story/1"
 ROLES = ("root", "branch", "linear", "terminal")

@@ -14,8 +14,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bundler.manifest import FileEntry
-from bundler.plan.types import FileCopy, MediaRequest, MediaStatus
+from bundler.bundle.manifest import FileEntry
+from bundler.pipeline.plan.types import FileCopy, MediaRequest, MediaStatus
 
 Progress = Callable[[int], None]  # called with the bytes just copied
 S3_SCHEME = "s3://"
@@ -39,7 +39,7 @@ class MediaSource(ABC):
     def current(self, copy: FileCopy, old: str, seal: int | None = None) -> FileEntry | None:
         """``old`` (a file of the bundle being replaced) when it provably holds the source's bytes.
 
-        ``seal``: the previous bundle's seal (``bundler.copying.seal_bundle``), if any."""
+        ``seal``: the previous bundle's seal (``bundler.storage.local.copying.seal_bundle``), if any."""
         return None
 
     def reuse(self, copy: FileCopy, previous: str, destination: str, seal: int | None = None) -> FileEntry | None:

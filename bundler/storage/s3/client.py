@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bundler.errors import EnvError, UsageError
-from bundler.storage.base import S3_SCHEME
+from bundler.storage.ports import S3_SCHEME
 
 if TYPE_CHECKING:
     from obstore.store import S3Store

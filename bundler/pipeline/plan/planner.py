@@ -12,11 +12,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from bundler.assets import MediaKind, UnsafePath, is_skipped, normalize_stored_path
-from bundler.models import SceneletRecord, ShotRecord, StorySnapshot
-from bundler.plan.music import RawCue, parse_cues, unique_file_names
-from bundler.plan.tree import StoryTree, build_tree
-from bundler.plan.types import (
+from bundler.media.paths import MediaKind, UnsafePath, is_skipped, normalize_stored_path
+from bundler.pipeline.plan.music import RawCue, parse_cues, unique_file_names
+from bundler.pipeline.plan.tree import StoryTree, build_tree
+from bundler.pipeline.plan.types import (
     BundlePlan,
     Choice,
     FileCopy,
@@ -28,6 +27,7 @@ from bundler.plan.types import (
     PlannedShot,
 )
 from bundler.problems import Problem, error, warning
+from bundler.records import SceneletRecord, ShotRecord, StorySnapshot
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from bundler.db.connect import set_local_timeouts
 from bundler.db.jsonb import located
 from bundler.db.repository import STORY_COLUMNS
 from bundler.errors import StoryNotFoundError
-from bundler.models import SceneletRecord, ShotGroup, ShotRecord, StoryRecord, StorySnapshot
+from bundler.records import SceneletRecord, ShotGroup, ShotRecord, StoryRecord, StorySnapshot
 
 # the columns of SceneletRecord but story_id (the story's own, shared); content reduced to its description
 SCENELET_QUERY = (

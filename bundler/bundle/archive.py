@@ -73,7 +73,7 @@ def write_archive(bundle_dir: Path, fmt: ArchiveFormat, timestamp: datetime) -> 
     An existing archive at that path is replaced atomically; whether it may be
     is the caller's decision.
     """
-    from bundler.publish import run_scratch, scratch_file
+    from bundler.storage.local.staging import run_scratch, scratch_file
 
     check_archive_time(fmt, timestamp)
     if not bundle_dir.is_dir():

@@ -24,8 +24,8 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from bundler.assets import OPEN_FLAGS, MediaProblem, SourceFile, check_open_file, check_source
-from bundler.plan.types import MediaRequest, MediaStatus
+from bundler.media.paths import OPEN_FLAGS, MediaProblem, SourceFile, check_open_file, check_source
+from bundler.pipeline.plan.types import MediaRequest, MediaStatus
 
 _OPEN_FLAGS = OPEN_FLAGS | getattr(os, "O_NOFOLLOW", 0)
 
@@ -90,7 +90,7 @@ _by_path = operator.attrgetter("relative", "kind")
 
 
 def probe_media(requests: Iterable[MediaRequest], root: Path, jobs: int) -> dict[MediaRequest, MediaStatus]:
-    from bundler.workers import run_adaptive
+    from bundler.support.workers import run_adaptive
 
     ordered = sorted(requests, key=_by_path)  # a folder's files together: its real path is looked up once
     # a few short system calls per file: threads only where the file system is slow (see run_adaptive)

@@ -1,8 +1,8 @@
 """Media in a local folder, bundles into a local folder.
 
-The rules live where they always did: ``bundler.assets`` (stored paths, content
-checks), ``bundler.media`` (the fast parallel prober), ``bundler.copying``
-(copy-and-hash, reuse of unchanged files) and ``bundler.publish`` (staging
+The rules live where they always did: ``bundler.media.paths`` (stored paths, content
+checks), ``bundler.storage.local.probe`` (the fast parallel prober), ``bundler.storage.local.copying``
+(copy-and-hash, reuse of unchanged files) and ``bundler.storage.local.staging`` (staging
 folder beside the target, atomic swap). This module puts them behind the seam.
 """
 
@@ -12,9 +12,9 @@ from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from bundler.manifest import MANIFEST_NAME, SUMS_NAME, FileEntry
-from bundler.plan.types import FileCopy, MediaRequest, MediaStatus
-from bundler.storage.base import BundleDestination, MediaSource, Progress, Published
+from bundler.bundle.manifest import MANIFEST_NAME, SUMS_NAME, FileEntry
+from bundler.pipeline.plan.types import FileCopy, MediaRequest, MediaStatus
+from bundler.storage.ports import BundleDestination, MediaSource, Progress, Published
 
 
 class LocalSource(MediaSource):
@@ -23,7 +23,7 @@ class LocalSource(MediaSource):
 
     @classmethod
     def open(cls, raw: str) -> LocalSource:
-        from bundler.assets import resolve_assets_root
+        from bundler.media.paths import resolve_assets_root
 
         return cls(resolve_assets_root(raw))
 
@@ -31,22 +31,22 @@ class LocalSource(MediaSource):
         return str(self.root)
 
     def probe(self, requests: Collection[MediaRequest], jobs: int) -> dict[MediaRequest, MediaStatus]:
-        from bundler.media import probe_media
+        from bundler.storage.local.probe import probe_media
 
         return probe_media(requests, self.root, jobs)
 
     def copy(self, copy: FileCopy, destination: Path, progress: Progress | None) -> FileEntry:
-        from bundler.copying import copy_and_hash
+        from bundler.storage.local.copying import copy_and_hash
 
         return copy_and_hash(copy, destination, progress)
 
     def current(self, copy: FileCopy, old: str, seal: int | None = None) -> FileEntry | None:
-        from bundler.copying import current_entry
+        from bundler.storage.local.copying import current_entry
 
         return current_entry(copy, old, seal)
 
     def reuse(self, copy: FileCopy, previous: str, destination: str, seal: int | None = None) -> FileEntry | None:
-        from bundler.copying import reuse_previous
+        from bundler.storage.local.copying import reuse_previous
 
         return reuse_previous(copy, previous, destination, seal)
 
@@ -59,7 +59,7 @@ class LocalDestination(BundleDestination):
 
     @classmethod
     def open(cls, out: Path) -> LocalDestination:
-        from bundler.publish import prepare_out_dir
+        from bundler.storage.local.staging import prepare_out_dir
 
         return cls(prepare_out_dir(out))
 
@@ -67,17 +67,17 @@ class LocalDestination(BundleDestination):
         return str(self.out)
 
     def claim(self, story_id: str, overwrite: bool) -> None:
-        from bundler.publish import ensure_target_free
+        from bundler.storage.local.staging import ensure_target_free
 
         ensure_target_free(self.out / story_id, overwrite)
 
     def staging(self, story_id: str) -> AbstractContextManager[Path]:
-        from bundler.publish import staging_dir
+        from bundler.storage.local.staging import staging_dir
 
         return staging_dir(self.out, story_id)
 
     def previous(self, story_id: str) -> Path | None:
-        from bundler.build import previous_bundle
+        from bundler.pipeline.build import previous_bundle
 
         return previous_bundle(self.out, story_id)
 
@@ -90,10 +90,10 @@ class LocalDestination(BundleDestination):
         exported_at: str,
         check: Callable[[], None] | None = None,
     ) -> Published:
-        from bundler.archive import archive_path, archive_timestamp, build_archive
-        from bundler.build import unchanged_since
-        from bundler.copying import seal_bundle
-        from bundler.publish import publish, scratch_file
+        from bundler.bundle.archive import archive_path, archive_timestamp, build_archive
+        from bundler.pipeline.build import unchanged_since
+        from bundler.storage.local.copying import seal_bundle
+        from bundler.storage.local.staging import publish, scratch_file
 
         target = self.out / story_id
         unchanged = unchanged_since(staging)  # then the bundle in place already is the new one

@@ -23,10 +23,14 @@ from typing import Any
 
 import psycopg
 
-from bundler.assets import MediaProblem, UnsafePath, check_source, is_skipped, normalize_stored_path
 from bundler.db.connect import set_local_timeouts
 from bundler.db.repository import Repository
-from bundler.db.story_yaml import (
+from bundler.errors import EnvError, InputError
+from bundler.media.paths import MediaProblem, UnsafePath, check_source, is_skipped, normalize_stored_path
+from bundler.pipeline.plan.music import parse_cues
+from bundler.pipeline.plan.tree import build_tree
+from bundler.records import NewShot, SceneletRecord
+from bundler.story_yaml.format import (
     SceneletDoc,
     StoryDoc,
     StoryFileError,
@@ -35,10 +39,6 @@ from bundler.db.story_yaml import (
     role_of,
     stored_paths,
 )
-from bundler.errors import EnvError, InputError
-from bundler.models import NewShot, SceneletRecord
-from bundler.plan.music import parse_cues
-from bundler.plan.tree import build_tree
 
 
 class StoryExistsError(InputError):

@@ -42,10 +42,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bundler.assets import OPEN_FLAGS, SourceFile, not_regular, sniff
+from bundler.bundle.manifest import FileEntry
 from bundler.errors import InputError
-from bundler.manifest import FileEntry
-from bundler.plan.types import BundlePlan, FileCopy
+from bundler.media.paths import OPEN_FLAGS, SourceFile, not_regular, sniff
+from bundler.pipeline.plan.types import BundlePlan, FileCopy
 from bundler.problems import Problem, error
 
 CHUNK = 1 << 20

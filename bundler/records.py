@@ -82,7 +82,7 @@ class ShotGroup:
     timestamp once per group instead of once per shot. ``shots`` may leave out
     shots that store no media path at all (NULL, blank or ``N/A`` for both key
     frame and narration): they never reach a bundle, and ``shot_count`` still
-    counts them. The database load leaves them out; see ``bundler.load``.
+    counts them. The database load leaves them out; see ``bundler.pipeline.load``.
     """
 
     scenelet_ref: str

@@ -2,12 +2,12 @@
 then write the player, ``manifest.json`` and ``SHA256SUMS``.
 
 Unchanged media of the bundle being replaced is hard-linked instead of copied
-(``bundler.copying``). When nothing changed at all (every record matches, the
+(``bundler.storage.local.copying``). When nothing changed at all (every record matches, the
 rendered texts are byte-identical and the bundle holds nothing else) the
 previous bundle already is the new one and is kept as it is: no folders, links
 or deletions (``build_bundle``, ``UNCHANGED_MARK``). The texts need not even be
 rendered for that when the bundle's own record proves them current
-(``bundler.texts_record``).
+(``bundler.pipeline.texts_record``).
 """
 
 from __future__ import annotations
@@ -20,14 +20,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bundler import texts_record
-from bundler.copying import Progress, read_seal
-from bundler.manifest import MANIFEST_NAME, PLAYER_NAME, SUMS_NAME, FileEntry, dump_bytes, manifest_document, sha256sums
-from bundler.plan.types import BundlePlan, FileCopy
-from bundler.workers import run_adaptive, run_tuned
+from bundler.bundle.manifest import (
+    MANIFEST_NAME,
+    PLAYER_NAME,
+    SUMS_NAME,
+    FileEntry,
+    dump_bytes,
+    manifest_document,
+    sha256sums,
+)
+from bundler.pipeline import texts_record
+from bundler.pipeline.plan.types import BundlePlan, FileCopy
+from bundler.storage.local.copying import Progress, read_seal
+from bundler.support.workers import run_adaptive, run_tuned
 
 if TYPE_CHECKING:
-    from bundler.storage.base import MediaSource
+    from bundler.storage.ports import MediaSource
 
 
 def previous_bundle(out: Path, story_id: str) -> Path | None:

@@ -19,7 +19,7 @@ Only when every hash is the recorded one are the texts kept. The record
 proves nothing on its own: bytes are always checked, so a text edited in
 place, replaced or truncated (whatever its timestamps say) is rendered again,
 and a record that does not parse or match simply means "render". Media files
-are never judged here: their own records (``bundler.copying``) do that first.
+are never judged here: their own records (``bundler.storage.local.copying``) do that first.
 
 The record sits on the folder, not on a file: setting it changes no text
 file's ``ctime``, and it moves with the folder when staging is renamed into
@@ -40,8 +40,8 @@ from functools import cache
 from importlib.resources import files
 from pathlib import Path
 
-from bundler.manifest import MANIFEST_NAME, PLAYER_NAME, SUMS_NAME, FileEntry, manifest_document
-from bundler.plan.types import BundlePlan
+from bundler.bundle.manifest import MANIFEST_NAME, PLAYER_NAME, SUMS_NAME, FileEntry, manifest_document
+from bundler.pipeline.plan.types import BundlePlan
 
 ATTRIBUTE = "user.bundler.texts"
 TEXTS = {PLAYER_NAME: "text/html", MANIFEST_NAME: "application/json", SUMS_NAME: "text/plain"}
@@ -49,7 +49,13 @@ _VERSION = 1
 _RECORD = struct.Struct("<B32s" + "32s" * len(TEXTS))  # version, key, then each text's SHA-256
 
 
-_RENDERING_MODULES = ("bundler.build", "bundler.manifest", "bundler.player", "bundler.plan.types", __name__)
+_RENDERING_MODULES = (
+    "bundler.pipeline.build",
+    "bundler.bundle.manifest",
+    "bundler.player",
+    "bundler.pipeline.plan.types",
+    __name__,
+)
 _PLAYER_FILES = ("player.html", "player.js", "player.css")
 _JSON_LIBRARIES = ("orjson",)
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bundler.errors import EnvError
-from bundler.media_structure import FORMAT_NAMES as FORMAT_NAMES  # verify names formats the same way
-from bundler.media_structure import PNG_SIGNATURE, structure_problem, windowed
-from bundler.media_structure import MediaKind as MediaKind
+from bundler.media.structure import FORMAT_NAMES as FORMAT_NAMES  # verify names formats the same way
+from bundler.media.structure import PNG_SIGNATURE, structure_problem, windowed
+from bundler.media.structure import MediaKind as MediaKind
 
 SKIPPED_PLACEHOLDER = "N/A"
 DEFAULT_ASSETS_ROOT = "generated"

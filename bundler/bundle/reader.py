@@ -1,7 +1,7 @@
 """Read a bundle folder or a ``.zip``/``.tar.gz`` of one in a single streaming pass.
 
 Each file is hashed while it is read; only ``manifest.json`` and ``SHA256SUMS``
-are kept in memory and nothing is unpacked to disk. ``bundler.verify`` checks
+are kept in memory and nothing is unpacked to disk. ``bundler.bundle.verify`` checks
 what this module found.
 """
 
@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NamedTuple, Protocol
 
+from bundler.bundle.manifest import MANIFEST_NAME as MANIFEST
+from bundler.bundle.manifest import PLAYER_NAME as PLAYER
+from bundler.bundle.manifest import SUMS_NAME as SUMS
 from bundler.errors import BundleUnreadableError
-from bundler.manifest import MANIFEST_NAME as MANIFEST
-from bundler.manifest import PLAYER_NAME as PLAYER
-from bundler.manifest import SUMS_NAME as SUMS
 from bundler.problems import Problem, error
 
 # big reads: hashlib releases the GIL while it hashes a buffer, so threads hash files in parallel
 _CHUNK = 4 << 20
-_HEAD = 16  # enough for bundler.assets.sniff
+_HEAD = 16  # enough for bundler.media.paths.sniff
 _buffers = threading.local()  # one read buffer per thread, reused across files
 
 
@@ -193,8 +193,8 @@ def _read_file(path: Path, keep: bool, reading: Reading, size: int) -> Digest | 
 
 def _object_entries(url: str, reading: Reading) -> Iterator[tuple[str, Digest | _Bad]]:
     """A published bundle in a bucket: each object streamed and hashed, several at a time."""
-    from bundler.storage.s3 import REQUESTS_PER_JOB, object_chunks, open_bundle
-    from bundler.workers import run_parallel
+    from bundler.storage.s3.backend import REQUESTS_PER_JOB, object_chunks, open_bundle
+    from bundler.support.workers import run_parallel
 
     client, version, objects = open_bundle(url)
     names = sorted(name for name in objects if not name.endswith("/"))  # "folder" marker objects hold nothing

@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from bundler.assets import FORMAT_NAMES, MediaKind, sniff
-from bundler.bundle_reader import Digest, Reading, is_safe_path, load_manifest, scan
+from bundler.bundle.manifest import FORMAT, FORMAT_VERSION
+from bundler.bundle.manifest import MANIFEST_NAME as MANIFEST
+from bundler.bundle.manifest import PLAYER_NAME as PLAYER
+from bundler.bundle.manifest import SUMS_NAME as SUMS
+from bundler.bundle.reader import Digest, Reading, is_safe_path, load_manifest, scan
 from bundler.errors import BundleUnreadableError
-from bundler.manifest import FORMAT, FORMAT_VERSION
-from bundler.manifest import MANIFEST_NAME as MANIFEST
-from bundler.manifest import PLAYER_NAME as PLAYER
-from bundler.manifest import SUMS_NAME as SUMS
+from bundler.media.paths import FORMAT_NAMES, MediaKind, sniff
 from bundler.player import embedded_manifest
 from bundler.problems import Problem, error
-from bundler.storage.base import is_s3_url
+from bundler.storage.ports import is_s3_url
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 # sha256sum lines: "<hash>  <name>" (or " *<name>"); a leading backslash marks an escaped name

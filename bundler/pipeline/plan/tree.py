@@ -9,8 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from bundler.models import SceneletRecord
 from bundler.problems import Problem, error
+from bundler.records import SceneletRecord
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,10 @@ from psycopg import IsolationLevel
 from bundler.db.connect import set_local_timeouts
 from bundler.db.jsonb import JsonTooDeepError, located
 from bundler.db.repository import Repository, require_uuid
-from bundler.db.story_yaml import (
+from bundler.errors import InputError, StoryNotFoundError
+from bundler.pipeline.plan.tree import build_tree
+from bundler.records import SceneletRecord, ShotRecord, StoryRecord
+from bundler.story_yaml.format import (
     CONTENT_FIELDS,
     FORMAT,
     dialogue_entry,
@@ -26,9 +29,6 @@ from bundler.db.story_yaml import (
     role_of,
     sorted_json,
 )
-from bundler.errors import InputError, StoryNotFoundError
-from bundler.models import SceneletRecord, ShotRecord, StoryRecord
-from bundler.plan.tree import build_tree
 
 
 def export_story(conn: psycopg.Connection, story_id: str) -> str:

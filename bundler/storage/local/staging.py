@@ -156,7 +156,7 @@ def publish(staging: Path, target: Path, overwrite: bool, archive: tuple[Path, P
     after the bundle, and if that fails the bundle move is undone, so bundle and
     archive are published together or not at all.
     """
-    from bundler.build import UNCHANGED_MARK
+    from bundler.pipeline.build import UNCHANGED_MARK
 
     unchanged = (staging / UNCHANGED_MARK).is_file()
     if target.exists() or target.is_symlink():
