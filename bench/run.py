@@ -590,14 +590,15 @@ def phases(story_id: str, database: str, assets: str, out: str | None) -> Phases
         mark = (time.perf_counter(), time.process_time())
     if out:
         from bundler.pipeline.build import build_bundle
-        from bundler.storage import open_destination
+        from bundler.storage import Staged, open_destination
 
         destination = open_destination(out, default_jobs())  # as ``api.assemble`` builds and publishes
         with destination.staging(story_id) as staging:
             previous = destination.previous(story_id)
-            build_bundle(bundle_plan, staging, default_jobs(), source=source, previous=previous)
+            built = build_bundle(bundle_plan, staging, default_jobs(), source=source, previous=previous)
             lap("build (copy + hash + manifest + player)")
-            destination.publish(staging, story_id, True, None, bundle_plan.exported_at)
+            staged = Staged(story_id, staging, bundle_plan.exported_at, built.unchanged_since)
+            destination.publish(staged, True, None, lambda: None)
         lap("publish (swap, seal, remove old)")
     return timings
 

@@ -19,16 +19,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from bundler.db.connect import DatabaseTarget, connection, resolve_target
 from bundler.db.jsonb import JsonTooDeepError
-from bundler.errors import EnvError, StoryNotFoundError, UsageError
+from bundler.errors import EnvError, MediaChangedError, StoryNotFoundError, UsageError
 from bundler.pipeline.plan.planner import analyze, default_exported_at, format_timestamp, plan
 from bundler.pipeline.plan.types import BundlePlan
 from bundler.problems import Problem, error
 from bundler.records import StorySnapshot
-from bundler.storage.local.copying import MediaChangedError, media_changed_problem
 from bundler.support.cancel import Cancellation
 from bundler.support.cancel import check as check_cancel
 
 if TYPE_CHECKING:
+    from bundler.bundle.reader import Reading
+    from bundler.bundle.verify import VerifyReport
     from bundler.storage import MediaSource
 
 
@@ -250,8 +251,8 @@ def assemble(
 ) -> StoryReport:
     """Write ``<out_dir>/<story-id>/`` (and its archive); an existing bundle survives any failure."""
     from bundler.bundle.archive import FORMATS, archive_timestamp, check_archive_time
-    from bundler.pipeline.build import build_bundle
-    from bundler.storage import open_destination
+    from bundler.pipeline.build import build_bundle, media_changed_problem
+    from bundler.storage import Staged, open_destination
 
     started = time.perf_counter()
     story_id = parse_story_id(story_id)
@@ -292,7 +293,7 @@ def assemble(
             previous = destination.previous(story_id)
             try:
                 with phases("build"):
-                    files = build_bundle(bundle_plan, staging, jobs, advance, source=source, previous=previous)
+                    built = build_bundle(bundle_plan, staging, jobs, advance, source=source, previous=previous)
             except OSError as exc:  # disk full, read-only, quota: name the path that failed
                 where = exc.filename or staging
                 message = f"Cannot build the bundle of {story_id} in {destination}: {exc.strerror or exc} ({where})."
@@ -301,17 +302,25 @@ def assemble(
             # the archive is built from staging and published with the bundle, both or neither;
             # an interrupt is honoured until the swap starts, never halfway through it
             with phases("publish"):
-                published = destination.publish(
-                    staging, story_id, overwrite, archive, bundle_plan.exported_at, check=lambda: check_cancel(cancel)
-                )
+                staged = Staged(story_id, staging, bundle_plan.exported_at, built.unchanged_since)
+                published = destination.publish(staged, overwrite, archive, lambda: check_cancel(cancel))
     except MediaChangedError as exc:
         problems = (*problems, media_changed_problem(bundle_plan, exc))
         stats.update(errors=stats["errors"] + 1, seconds=round(time.perf_counter() - started, 3))
         return StoryReport(story_id, False, problems, stats, title=bundle_plan.title)
     stats.update(
-        files=len(files) + 2,  # + manifest.json and SHA256SUMS
-        bytes=sum(entry.bytes for entry in files) + published.text_bytes,
+        files=len(built.files) + 2,  # + manifest.json and SHA256SUMS
+        bytes=sum(entry.bytes for entry in built.files) + published.text_bytes,
         seconds=round(time.perf_counter() - started, 3),
         phases=phases.seconds,
     )
     return StoryReport(story_id, True, problems, stats, published.bundle, published.archive, bundle_plan.title)
+
+
+def verify(bundle: str | Path, reading: Reading | None = None) -> VerifyReport:
+    """Check a bundle folder, ``.zip``/``.tar.gz`` or ``s3://`` URL; raises ``BundleUnreadableError``
+    when it cannot be read at all. ``reading``: hashing threads, progress, ``quick``."""
+    from bundler.bundle.verify import verify_bundle
+    from bundler.storage import open_reader
+
+    return verify_bundle(open_reader(bundle), reading)

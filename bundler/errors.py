@@ -1,4 +1,4 @@
-"""One error hierarchy; the CLI maps it to exit codes in one place (``cli.errors``).
+"""One error hierarchy; the CLI maps it to exit codes in one place (``cli.common.reported_errors``).
 
 The library raises these and never prints or exits.
 """
@@ -16,6 +16,16 @@ class InputError(BundlerError):
     """The story (or a seed file) cannot be processed: exit 1."""
 
     exit_code = 1
+
+
+class MediaChangedError(InputError):
+    """A source file changed (or vanished) between the check and the copy: a story problem.
+
+    ``target``: the bundle path of the file concerned, so the report can name its scenelet and shot."""
+
+    def __init__(self, message: str, target: str | None = None) -> None:
+        super().__init__(message)
+        self.target = target
 
 
 class StoryNotFoundError(InputError):

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from bundler.bundle.archive import FORMATS, archive_timestamp, write_archive
-from bundler.bundle.verify import verify_bundle
+from bundler.bundle.archive import FORMATS, archive_timestamp
+from bundler.api import verify as verify_bundle
 from bundler.errors import EnvError, UsageError
+from bundler.storage.local.destination import write_archive
 from tests.bundle_factory import EXPORTED_AT, make_bundle
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,7 +87,8 @@ import os, sys, time
 from pathlib import Path
 os.umask(int(sys.argv[2], 8))
 print(time.strftime("%z", time.localtime(0)))
-from bundler.bundle.archive import archive_timestamp, write_archive
+from bundler.bundle.archive import archive_timestamp
+from bundler.storage.local.destination import write_archive
 from tests.bundle_factory import EXPORTED_AT, make_bundle
 bundle = make_bundle(Path(sys.argv[1]))
 for fmt in ("zip", "tar.gz"):

@@ -144,7 +144,7 @@ def test_failure_mid_copy_keeps_old_bundle(
     assert api.assemble(story.story_id, database=database, assets_root=assets_root, out_dir=out).ok
     before = tree_files(out / story.story_id)
 
-    from bundler.storage.local.backend import LocalSource
+    from bundler.storage.local.source import LocalSource
 
     real_copy = LocalSource.copy
     calls = {"n": 0}

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from bundler import api
-from bundler.bundle.verify import verify_bundle
+from bundler.api import verify as verify_bundle
 from bundler.db.connect import DatabaseTarget
 from bundler.player import embed_json
 from tests.builders import StoryBuilder

@@ -21,10 +21,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bundler.db.connect import DatabaseTarget
-from bundler.media.paths import SourceFile
+from bundler.errors import MediaChangedError
 from bundler.media.structure import structure_problem, windowed
 from bundler.pipeline.plan.types import FileCopy
-from bundler.storage.local.copying import MediaChangedError, copy_and_hash, hash_file
+from bundler.storage.local.copying import copy_and_hash, hash_file
+from bundler.storage.local.files import SourceFile
 from tests.builders import ShotSpec, StoryBuilder
 from tests.cli_helpers import BUNDLER
 from tests.media_files import m4a_bytes, png_bytes, wav_bytes
@@ -173,7 +174,7 @@ def test_a_source_swapped_for_a_fifo_after_the_check_is_media_changed_not_a_hang
 
     outcome = outcome_of(lambda: copy_and_hash(copy, tmp_path / "copied.png"), source)
 
-    assert isinstance(outcome, MediaChangedError) and outcome.copy == copy
+    assert isinstance(outcome, MediaChangedError) and outcome.target == copy.target
     assert str(outcome) == (
         f"{source} was replaced while bundling: it is a FIFO (named pipe), not a regular file "
         "(assets/shots/a/1_key_frame.png)."
@@ -193,7 +194,7 @@ def test_a_source_swapped_for_a_symlink_after_the_check_is_not_followed(tmp_path
     with pytest.raises(MediaChangedError, match="replaced while bundling: it is a symbolic link") as raised:
         copy_and_hash(copy, tmp_path / "copied.png")
 
-    assert raised.value.copy == copy and str(source) in str(raised.value)
+    assert raised.value.target == copy.target and str(source) in str(raised.value)
     assert not (tmp_path / "copied.png").exists()
 
 

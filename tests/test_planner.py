@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bundler.media.paths import SourceFile
 from bundler.pipeline.plan.planner import analyze, plan
 from bundler.pipeline.plan.types import BundlePlan, MediaRequest, MediaStatus
+from bundler.storage.local.files import SourceFile
 from tests.builders import ShotSpec, StoryBuilder, without_shots
 
 EXPORTED = "2026-03-01T12:00:00.000Z"

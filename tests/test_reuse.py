@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-import bundler.pipeline.build
-import bundler.storage.local.copying
+import bundler.storage.local.records
+import bundler.storage.local.reuse
 from bundler import api
 from bundler.db.connect import DatabaseTarget
 from bundler.errors import EnvError
-from bundler.storage.local.backend import LocalSource
+from bundler.storage.local.source import LocalSource
 from tests.builders import StoryBuilder
 
 
@@ -28,7 +28,7 @@ def _records_supported(folder: Path) -> bool:
     probe = folder / ".xattr-probe"
     probe.write_bytes(b"x")
     try:
-        os.setxattr(probe, bundler.storage.local.copying.RECORD_ATTRIBUTE, b"1")
+        os.setxattr(probe, bundler.storage.local.records.RECORD_ATTRIBUTE, b"1")
         return True
     except (OSError, AttributeError):
         return False
@@ -42,7 +42,7 @@ def settle(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[], None
     if not _records_supported(tmp_path):
         pytest.skip("this file system keeps no extended attributes: bundles are always copied")
     margin = 0.05
-    monkeypatch.setattr(bundler.storage.local.copying, "RACY_MARGIN_NS", int(margin * 1e9))
+    monkeypatch.setattr(bundler.storage.local.records, "RACY_MARGIN_NS", int(margin * 1e9))
     return lambda: time.sleep(margin * 2)
 
 
@@ -192,17 +192,17 @@ def test_changed_mtime_triggers_a_rehash_and_same_bytes_are_still_reused(
     settle()
 
     hashed: list[Path] = []
-    real_hash = bundler.storage.local.copying.hash_file
+    real_hash = bundler.storage.local.reuse.hash_file
 
     def spy(path: Path) -> tuple[str, os.stat_result, os.stat_result, int]:
         hashed.append(Path(path))
         return real_hash(path)
 
-    monkeypatch.setattr(bundler.storage.local.copying, "hash_file", spy)
+    monkeypatch.setattr(bundler.storage.local.reuse, "hash_file", spy)
     assemble(story.story_id)
     assert hashed == [source.resolve()]  # only the touched file is read again
     assert media_inodes(bundle) == inodes  # same bytes: still the previous file
-    record = bundler.storage.local.copying.read_record(bundle / target)
+    record = bundler.storage.local.records.read_record(bundle / target)
     resolved = str(source.resolve())
     assert record is not None and record.matches_source(resolved, os.stat(resolved))  # recorded as it is now
 
@@ -272,10 +272,10 @@ def test_files_written_just_before_assembling_are_copied_again(
 ) -> None:
     # the sources were written moments ago (well inside the window), so a later edit in the
     # same timestamp tick could go unnoticed: such files get no record and are copied again
-    monkeypatch.setattr(bundler.storage.local.copying, "RACY_MARGIN_NS", 600 * 1_000_000_000)
+    monkeypatch.setattr(bundler.storage.local.records, "RACY_MARGIN_NS", 600 * 1_000_000_000)
     bundle = assemble(story.story_id)
     inodes = media_inodes(bundle)
-    assert all(bundler.storage.local.copying.read_record(bundle / name) is None for name in inodes)
+    assert all(bundler.storage.local.records.read_record(bundle / name) is None for name in inodes)
     assemble(story.story_id)
     assert set(media_inodes(bundle).values()).isdisjoint(inodes.values())
 
@@ -322,9 +322,8 @@ def test_an_unchanged_bundle_removed_before_publishing_is_an_error(tmp_path: Pat
 
     staging = tmp_path / ".story.partial-1-ab"
     staging.mkdir()
-    (staging / bundler.pipeline.build.UNCHANGED_MARK).touch()
     with pytest.raises(EnvError, match="removed while"):
-        publish(staging, tmp_path / "story", overwrite=True)
+        publish(staging, tmp_path / "story", overwrite=True, unchanged=True)
     assert not (tmp_path / "story").exists()
 
 
@@ -344,7 +343,7 @@ def test_a_bundle_file_swapped_between_its_check_and_the_link_is_copied_instead(
     bundle = assemble(story.story_id)
     source, target = key_frame(story, assets_root)
     conn.execute("update stories set display_name = 'Reuse, retitled' where id = %s", (story.story_id,))
-    real = bundler.storage.local.copying._recorded
+    real = bundler.storage.local.reuse._recorded
     calls: list[str] = []
 
     def checked_then_swapped(copy, old, seal):  # type: ignore[no-untyped-def]
@@ -361,7 +360,7 @@ def test_a_bundle_file_swapped_between_its_check_and_the_link_is_copied_instead(
                 Path(old).write_bytes(b"\x00" * size)
         return found
 
-    monkeypatch.setattr(bundler.storage.local.copying, "_recorded", checked_then_swapped)
+    monkeypatch.setattr(bundler.storage.local.reuse, "_recorded", checked_then_swapped)
     assemble(story.story_id)
     assert sum(name.endswith(target) for name in calls) == 2  # the swap happened
     assert (bundle / target).is_file() and not (bundle / target).is_symlink()

@@ -451,8 +451,8 @@ def test_transient_failures_are_retried(
 
 
 def test_ranged_reads_fetch_small_windows_of_a_large_object(s3_server: S3Server, s3_bucket: str) -> None:
-    from bundler.storage.s3.backend import HEAD_WINDOW, RangedObject
     from bundler.storage.s3.client import S3Client
+    from bundler.storage.s3.source import HEAD_WINDOW, RangedObject
 
     data = bytes(range(256)) * 2000  # 512,000 bytes
     s3_server.put(s3_bucket, "big.bin", data)
@@ -473,9 +473,9 @@ def test_ranged_reads_fetch_small_windows_of_a_large_object(s3_server: S3Server,
 
 
 def test_an_object_replaced_after_its_check_is_not_copied(s3_server: S3Server, s3_bucket: str, tmp_path: Path) -> None:
+    from bundler.errors import MediaChangedError
     from bundler.pipeline.plan.types import FileCopy, MediaRequest
     from bundler.storage import open_source
-    from bundler.storage.local.copying import MediaChangedError
     from tests.media_files import png_bytes
 
     s3_server.put(s3_bucket, "m/a.png", png_bytes())

@@ -123,7 +123,7 @@ def test_manifest_schema_rejects(manifest: dict[str, Any], case: str) -> None:
 @pytest.mark.parametrize("case", STRUCTURE_BREAKAGE)
 def test_verify_rejects_what_the_schema_rejects(case: str, tmp_path: Path) -> None:
     """verify keeps its own checks and messages, and agrees with the schema on every one of these."""
-    from bundler.bundle.verify import verify_bundle
+    from bundler.api import verify as verify_bundle
     from tests.bundle_factory import edit_manifest, make_bundle, read_manifest
 
     bundle = make_bundle(tmp_path)

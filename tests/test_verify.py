@@ -15,10 +15,11 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from bundler import api
-from bundler.bundle.archive import archive_timestamp, write_archive
-from bundler.bundle.verify import verify_bundle
+from bundler.api import verify as verify_bundle
+from bundler.bundle.archive import archive_timestamp
 from bundler.cli import _register, app
 from bundler.db.connect import DatabaseTarget
+from bundler.storage.local.destination import write_archive
 from tests.builders import StoryBuilder
 from tests.bundle_factory import END, EXPORTED_AT, LEFT, RIGHT, ROOT, edit_manifest, make_bundle
 from tests.cli_helpers import REPORT_META, run_cli

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bundler.api import verify as verify_bundle
 from bundler.bundle.reader import Reading
-from bundler.bundle.verify import verify_bundle
 from tests.bundle_factory import make_bundle, read_manifest
 from tests.cli_helpers import BUNDLER, json_of, run_cli
 

@@ -67,28 +67,6 @@ def check_archive_time(fmt: ArchiveFormat, timestamp: datetime) -> None:
         )
 
 
-def write_archive(bundle_dir: Path, fmt: ArchiveFormat, timestamp: datetime) -> Path:
-    """Write ``<bundle_dir.parent>/<bundle_dir.name>.<fmt>`` and return its path.
-
-    An existing archive at that path is replaced atomically; whether it may be
-    is the caller's decision.
-    """
-    from bundler.storage.local.staging import run_scratch, scratch_file
-
-    check_archive_time(fmt, timestamp)
-    if not bundle_dir.is_dir():
-        raise EnvError(f"Bundle folder {bundle_dir} does not exist.")
-    bundle_dir = Path(os.path.abspath(bundle_dir))  # "." or "x/.." still name the top folder
-    target = archive_path(bundle_dir, fmt)
-    with run_scratch(bundle_dir.parent, bundle_dir.name) as scratch:
-        temp = build_archive(bundle_dir, bundle_dir.name, fmt, timestamp, scratch_file(scratch, f".{fmt}.tmp"))
-        try:
-            os.replace(temp, target)
-        except OSError as exc:
-            raise EnvError(f"Cannot write the archive {target}: {exc.strerror or exc}.") from None
-    return target
-
-
 def build_archive(
     source_dir: Path,
     top: str,

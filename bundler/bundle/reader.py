@@ -7,30 +7,29 @@ what this module found.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import tarfile
-import threading
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, NamedTuple, Protocol
+from typing import IO, Any, NamedTuple
 
 from bundler.bundle.manifest import MANIFEST_NAME as MANIFEST
 from bundler.bundle.manifest import PLAYER_NAME as PLAYER
 from bundler.bundle.manifest import SUMS_NAME as SUMS
 from bundler.errors import BundleUnreadableError
+from bundler.media.stream import HEAD as HEAD
+from bundler.media.stream import chunks, stream
 from bundler.problems import Problem, error
+from bundler.support.progress import ProgressSink
+from bundler.support.workers import run_parallel
 
 # big reads: hashlib releases the GIL while it hashes a buffer, so threads hash files in parallel
 _CHUNK = 4 << 20
-_HEAD = 16  # enough for bundler.media.paths.sniff
-_buffers = threading.local()  # one read buffer per thread, reused across files
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,18 +40,13 @@ class Digest:
     content: bytes | None  # kept only for manifest.json, SHA256SUMS and index.html
 
 
-class ReadProgress(Protocol):
-    def start(self, total_bytes: int | None) -> None: ...
-    def advance(self, count: int) -> None: ...
-
-
 @dataclass(frozen=True)
 class Reading:
     """How to read a bundle: hashing threads (folders), quick mode, progress."""
 
     jobs: int = 1
     quick: bool = False  # sizes and heads only; manifest.json and SHA256SUMS are still read in full
-    progress: ReadProgress | None = None
+    progress: ProgressSink | None = None
 
 
 class _Bad(NamedTuple):
@@ -68,60 +62,32 @@ class Found:
     problems: list[Problem] = field(default_factory=list)
 
 
-def _keeps(name: str) -> bool:
+def keeps(name: str) -> bool:
     # before an archive's top folder is known, the manifest may sit one level down
     return name.rsplit("/", 1)[-1] in (MANIFEST, SUMS, PLAYER) and name.count("/") <= 1
 
 
-def _digest(stream: IO[bytes], keep: bool, reading: Reading, size_hint: int) -> Digest:
+def _digest(source: IO[bytes], keep: bool, reading: Reading, size_hint: int) -> Digest:
     """Hash (or, quick, only measure) one file; ``size_hint`` is its size as listed, used when quick."""
     if reading.quick and not keep:
-        head = stream.read(_HEAD)
+        head = source.read(HEAD)
         if reading.progress:
             reading.progress.advance(size_hint)
         return Digest(size_hint, None, head, None)
-    return _digest_chunks(_read_chunks(stream), keep, reading.progress)
+    return digest_stream(chunks(source.readinto, _CHUNK), keep, reading.progress)  # type: ignore[attr-defined]
 
 
-def _read_chunks(stream: IO[bytes]) -> Iterator[memoryview]:
-    """The stream in big slices of one reused per-thread buffer (each slice is consumed before the next read)."""
-    buffer = getattr(_buffers, "buffer", None)
-    if buffer is None:
-        buffer = _buffers.buffer = bytearray(_CHUNK)
-    view = memoryview(buffer)
-    while count := stream.readinto(view):  # type: ignore[attr-defined]
-        yield view[:count]
+def digest_stream(source: Iterable[bytes | memoryview], keep: bool, progress: ProgressSink | None) -> Digest:
+    done = stream(source, progress=progress.advance if progress else None, keep=keep)
+    return Digest(done.size, done.sha256, done.head, done.content)
 
 
-def _digest_chunks(chunks: Iterable[bytes | memoryview], keep: bool, progress: ReadProgress | None) -> Digest:
-    hasher = hashlib.sha256()
-    size = 0
-    head = b""
-    kept = bytearray() if keep else None
-    for chunk in chunks:
-        count = len(chunk)
-        if len(head) < _HEAD:
-            head += bytes(chunk[: _HEAD - len(head)])
-        hasher.update(chunk)
-        size += count
-        if kept is not None:
-            kept += chunk
-        if progress:
-            progress.advance(count)
-    return Digest(size, hasher.hexdigest(), head, None if kept is None else bytes(kept))
-
-
-def scan(path: Path | str, reading: Reading | None = None) -> Found:
-    from bundler.storage import is_s3_url
-
-    reading = reading or Reading()
-    if is_s3_url(path):
-        return _collect(_object_entries(str(path), reading), archive=True)
-    path = Path(path)
+def scan_path(path: Path, reading: Reading) -> Found:
+    """A bundle folder, or a ``.zip``/``.tar.gz`` of one, in one streaming pass."""
     if path.is_dir():
         if not (path / MANIFEST).is_file():  # before hashing a folder that is no bundle at all
             raise BundleUnreadableError("it has no manifest.json")
-        return _collect(_directory_entries(path, reading), archive=False)
+        return collect(_directory_entries(path, reading), archive=False)
     if not path.exists():
         raise BundleUnreadableError("it does not exist")
     if not path.is_file():
@@ -130,8 +96,8 @@ def scan(path: Path | str, reading: Reading | None = None) -> Found:
         reading.progress.start(None)  # an archive's unpacked size is known only once it is read
     try:
         if zipfile.is_zipfile(path):
-            return _collect(_zip_entries(path, reading), archive=True)
-        return _collect(_tar_entries(path, reading), archive=True)
+            return collect(_zip_entries(path, reading), archive=True)
+        return collect(_tar_entries(path, reading), archive=True)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as exc:
         raise BundleUnreadableError(f"it is not a readable .zip or .tar.gz archive ({exc})") from None
 
@@ -149,13 +115,9 @@ def _directory_entries(root: Path, reading: Reading) -> Iterator[tuple[str, Dige
 
     def read(entry: tuple[str, Path, int]) -> tuple[str, Digest | _Bad]:
         name, path, size = entry
-        return name, _read_file(path, _keeps(name), reading, size)
+        return name, _read_file(path, keeps(name), reading, size)
 
-    if reading.jobs <= 1 or len(files) <= 1:
-        yield from map(read, files)
-        return
-    with ThreadPoolExecutor(max_workers=reading.jobs, thread_name_prefix="verify") as pool:
-        yield from pool.map(read, files)
+    yield from run_parallel(files, read, reading.jobs)
 
 
 def _walk(root: Path) -> Iterator[tuple[str, tuple[Path, int] | _Bad]]:
@@ -191,29 +153,6 @@ def _read_file(path: Path, keep: bool, reading: Reading, size: int) -> Digest | 
         return _Bad("unreadable-file", f"cannot be read: {exc.strerror}")
 
 
-def _object_entries(url: str, reading: Reading) -> Iterator[tuple[str, Digest | _Bad]]:
-    """A published bundle in a bucket: each object streamed and hashed, several at a time."""
-    from bundler.storage.s3.backend import REQUESTS_PER_JOB, object_chunks, open_bundle
-    from bundler.support.workers import run_parallel
-
-    client, version, objects = open_bundle(url)
-    names = sorted(name for name in objects if not name.endswith("/"))  # "folder" marker objects hold nothing
-    if reading.progress:
-        reading.progress.start(sum(objects[name].size for name in names))
-
-    def digest(name: str) -> Digest:
-        if reading.quick and not _keeps(name):  # the listing has the sizes; only the head is fetched
-            with client.errors(f"reading {name}"):
-                head, info = client.read_range(version.key(name), 0, _HEAD)
-            if reading.progress:
-                reading.progress.advance(info.size)
-            return Digest(info.size, None, head, None)
-        return _digest_chunks(object_chunks(client, version, name), _keeps(name), reading.progress)
-
-    digests = run_parallel(names, digest, REQUESTS_PER_JOB)
-    yield from zip(names, digests, strict=True)
-
-
 def _zip_entries(path: Path, reading: Reading) -> Iterator[tuple[str, Digest | _Bad]]:
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
@@ -225,7 +164,7 @@ def _zip_entries(path: Path, reading: Reading) -> Iterator[tuple[str, Digest | _
                 continue
             try:
                 with archive.open(info) as stream:
-                    found: Digest | _Bad = _digest(stream, _keeps(_clean(info.filename)), reading, info.file_size)
+                    found: Digest | _Bad = _digest(stream, keeps(_clean(info.filename)), reading, info.file_size)
             # members are independent in a zip: one damaged member is that file's problem
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
                 found = _Bad("unreadable-file", f"cannot be read from the archive: {exc}")
@@ -243,7 +182,7 @@ def _tar_entries(path: Path, reading: Reading) -> Iterator[tuple[str, Digest | _
                 yield member.name, _Bad("not-a-regular-file", "is not a regular file")
                 continue
             with stream:
-                yield member.name, _digest(stream, _keeps(_clean(member.name)), reading, member.size)
+                yield member.name, _digest(stream, keeps(_clean(member.name)), reading, member.size)
 
 
 def _clean(name: str) -> str:
@@ -252,7 +191,7 @@ def _clean(name: str) -> str:
     return name.rstrip("/")
 
 
-def _collect(entries: Iterable[tuple[str, Digest | _Bad]], *, archive: bool) -> Found:
+def collect(entries: Iterable[tuple[str, Digest | _Bad]], *, archive: bool) -> Found:
     raw: dict[str, Digest | _Bad] = {}
     found = Found()
     for name, item in entries:

@@ -13,18 +13,17 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from bundler.bundle.manifest import FORMAT, FORMAT_VERSION
 from bundler.bundle.manifest import MANIFEST_NAME as MANIFEST
 from bundler.bundle.manifest import PLAYER_NAME as PLAYER
 from bundler.bundle.manifest import SUMS_NAME as SUMS
-from bundler.bundle.reader import Digest, Reading, is_safe_path, load_manifest, scan
+from bundler.bundle.reader import Digest, Found, Reading, is_safe_path, load_manifest
 from bundler.errors import BundleUnreadableError
-from bundler.media.paths import FORMAT_NAMES, MediaKind, sniff
+from bundler.media.structure import FORMAT_NAMES, MediaKind, sniff
 from bundler.player import embedded_manifest
 from bundler.problems import Problem, error
-from bundler.storage.ports import is_s3_url
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 # sha256sum lines: "<hash>  <name>" (or " *<name>"); a leading backslash marks an escaped name
@@ -89,17 +88,25 @@ class VerifyReport:
         }
 
 
-def verify_bundle(path: Path | str, reading: Reading | None = None) -> VerifyReport:
-    """Check a bundle folder, archive or s3:// URL; raises ``BundleUnreadableError`` if it cannot be read at all.
+class Readable(Protocol):
+    """What ``verify`` needs of a bundle: ``storage.ports.BundleReader`` (a folder, an archive, a bucket)."""
+
+    def scan(self, reading: Reading) -> Found: ...
+
+    def where(self) -> Path | str: ...
+
+
+def verify_bundle(bundle: Readable, reading: Reading | None = None) -> VerifyReport:
+    """Check a bundle read through ``bundle``; raises ``BundleUnreadableError`` if it cannot be read at all.
 
     ``reading`` sets hashing threads, progress, and ``quick`` (sizes and completeness only: no
     file but manifest.json and SHA256SUMS is hashed, so changed bytes of the same size pass).
     """
     try:
-        found = scan(path, reading)
+        found = bundle.scan(reading or Reading())
         manifest = load_manifest(found.files[MANIFEST].content)
     except BundleUnreadableError as exc:
-        raise BundleUnreadableError(f"Cannot verify {path}: {exc}.") from None
+        raise BundleUnreadableError(f"Cannot verify {bundle.where()}: {exc}.") from None
     checks = _Checks(found.files)
     checks.problems.extend(found.problems)
     checks.run(manifest)
@@ -109,8 +116,7 @@ def verify_bundle(path: Path | str, reading: Reading | None = None) -> VerifyRep
         scenelets=checks.scenelet_count,
     )
     problems = sorted(checks.problems, key=lambda p: (p.path or "", p.code, p.message))
-    where = path if isinstance(path, str) and is_s3_url(path) else Path(path).absolute()
-    return VerifyReport(where, tuple(problems), stats)
+    return VerifyReport(bundle.where(), tuple(problems), stats)
 
 
 # --- checks ----------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ def db_seed(
 ) -> None:
     """Load a story from YAML, copying its media into the assets root."""
     from bundler.db.connect import connection, resolve_target
-    from bundler.media.paths import resolve_assets_root
+    from bundler.storage.local.files import resolve_assets_root
     from bundler.story_yaml.seed import seed_file
 
     output = Output.from_options(json_output, debug)

@@ -97,15 +97,14 @@ def _verify_batch(bundles: list[str], jobs: int | None, quick: bool, output: Out
 
 
 def _verify_one(bundle: str, jobs: int | None, quick: bool, output: Output) -> Any:
-    from bundler.api import default_jobs
+    from bundler.api import default_jobs, verify
     from bundler.bundle.reader import Reading
-    from bundler.bundle.verify import verify_bundle
 
     console = stderr_console()
     progress = _ReadProgress(console, bundle) if output.shows_progress(console) else None
     started = time.perf_counter()
     try:
-        report = verify_bundle(bundle, Reading(jobs=jobs or default_jobs(), quick=quick, progress=progress))
+        report = verify(bundle, Reading(jobs=jobs or default_jobs(), quick=quick, progress=progress))
     finally:
         if progress:
             progress.close()

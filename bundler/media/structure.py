@@ -29,6 +29,18 @@ MAX_FTYP_BYTES = 4096
 FORMAT_NAMES: dict[MediaKind, str] = {"image": "a PNG image", "audio": "a RIFF/WAVE file", "music": "an MP4/M4A file"}
 
 
+SNIFF_BYTES = 16
+
+
+def sniff(head: bytes, kind: MediaKind) -> bool:
+    """Does ``head`` (the first 16 bytes) start a file of ``kind``? (The full rules: ``structure_problem``.)"""
+    if kind == "image":
+        return head.startswith(PNG_SIGNATURE)
+    if kind == "audio":
+        return head[:4] == b"RIFF" and head[8:12] == b"WAVE"
+    return head[4:8] == b"ftyp"
+
+
 def structure_problem(kind: MediaKind, size: int, read_at: ReadAt) -> str | None:
     """None for a well-formed file of ``kind`` and ``size`` bytes, else what is wrong ("is ...")."""
     if size <= 0:

@@ -1,22 +1,22 @@
 """Stage 3: copy and hash the planned media in parallel into a staging folder,
 then write the player, ``manifest.json`` and ``SHA256SUMS``.
 
-Unchanged media of the bundle being replaced is hard-linked instead of copied
-(``bundler.storage.local.copying``). When nothing changed at all (every record matches, the
-rendered texts are byte-identical and the bundle holds nothing else) the
-previous bundle already is the new one and is kept as it is: no folders, links
-or deletions (``build_bundle``, ``UNCHANGED_MARK``). The texts need not even be
-rendered for that when the bundle's own record proves them current
-(``bundler.pipeline.texts_record``).
+Unchanged media of the bundle being replaced is reused instead of copied, when
+the source says it provably is (``MediaSource.reuse``). When nothing changed at
+all (every file current, the rendered texts byte-identical and the bundle holding
+nothing else) the previous bundle already is the new one: ``Built.unchanged_since``
+says so and publishing keeps it as it is (no folders, links or deletions). The
+texts need not even be rendered for that when the bundle's own record proves them
+current (``texts_record``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,25 +29,24 @@ from bundler.bundle.manifest import (
     manifest_document,
     sha256sums,
 )
+from bundler.errors import MediaChangedError
+from bundler.media.stream import Progress
 from bundler.pipeline import texts_record
-from bundler.pipeline.plan.types import BundlePlan, FileCopy
-from bundler.storage.local.copying import Progress, read_seal
+from bundler.pipeline.plan.types import BundlePlan, FileCopy, PlannedScenelet
+from bundler.problems import Problem, error
 from bundler.support.workers import run_adaptive, run_tuned
 
 if TYPE_CHECKING:
-    from bundler.storage.ports import MediaSource
+    from bundler.storage.ports import MediaSource, PreviousBundle
 
 
-def previous_bundle(out: Path, story_id: str) -> Path | None:
-    """The bundle a build replaces (``<out>/<story-id>``), if any, when its files could be reused."""
-    if not hasattr(os, "getxattr"):
-        return None
-    candidate = out / story_id
-    try:
-        mode = os.lstat(candidate).st_mode
-    except OSError:
-        return None
-    return candidate if stat.S_ISDIR(mode) else None
+@dataclass(frozen=True, slots=True)
+class Built:
+    """What ``build_bundle`` made: every file but manifest.json and SHA256SUMS, and whether the
+    previous bundle already was this one (then staging is empty; the time it was found current)."""
+
+    files: list[FileEntry]
+    unchanged_since: int | None = None
 
 
 def make_folders(staging: Path, copies: Sequence[FileCopy]) -> None:
@@ -58,17 +57,6 @@ def make_folders(staging: Path, copies: Sequence[FileCopy]) -> None:
             (staging / folder).mkdir(parents=True, exist_ok=True)
         except FileExistsError:
             pass
-
-
-UNCHANGED_MARK = ".unchanged"  # in a staging folder: "the previous bundle is already this bundle"
-
-
-def unchanged_since(staging: Path) -> int | None:
-    """For a staging folder holding ``UNCHANGED_MARK``: when the previous bundle was found current."""
-    try:
-        return int((staging / UNCHANGED_MARK).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def exact_tree(bundle: Path, files: set[str]) -> bool:
@@ -175,50 +163,48 @@ def build_bundle(
     progress: Progress | None = None,
     *,
     source: MediaSource,
-    previous: Path | None = None,
-) -> list[FileEntry]:
-    """Fill ``staging`` (an empty folder) with media copied from ``source``; returns every file
-    except manifest.json and SHA256SUMS.
+    previous: PreviousBundle | None = None,
+) -> Built:
+    """Fill ``staging`` (an empty folder) with media copied from ``source``.
 
-    Files of the bundle being replaced (``previous``, a folder on the same file system)
+    Files of the bundle being replaced (``previous``: a folder on the same file system, and its seal)
     are hard-linked instead of copied when their source record proves them current.
     When every file of it is current and it holds nothing else, and the new
     ``index.html``, ``manifest.json`` and ``SHA256SUMS`` are byte for byte its
     own, the previous bundle already *is* the new one: staging is left empty
-    with ``UNCHANGED_MARK`` and ``publish`` keeps the bundle as it is (no
-    folders made, no links, no old bundle to delete).
+    and ``Built.unchanged_since`` tells ``publish`` to keep the bundle as it is
+    (no folders made, no links, no old bundle to delete).
     """
     copies = plan.files()
-    previous_text, staging_text = (os.fspath(previous) if previous else ""), os.fspath(staging)
-    seal = read_seal(previous) if previous is not None else None
+    folder, seal = (previous.folder, previous.seal) if previous is not None else (None, None)
+    previous_text, staging_text = (os.fspath(folder) if folder else ""), os.fspath(staging)
     checked_ns = time.time_ns()  # before any file of the previous bundle is looked at
 
     texts = _Texts(staging, None)
     rendered: list[FileEntry] | None = None
     key: bytes | None = None
-    if previous is not None:
+    if folder is not None:
         current = run_adaptive(copies, lambda c: source.current(c, f"{previous_text}/{c.target}", seal), jobs)
-        if all(current) and exact_tree(previous, {c.target for c in copies} | set(texts_record.TEXTS)):
+        if all(current) and exact_tree(folder, {c.target for c in copies} | set(texts_record.TEXTS)):
             media = [entry for entry in current if entry is not None]
             key = texts_record.texts_key(plan, media)
-            kept = texts_record.cached(previous, key)  # the texts, proven current without rendering them
+            kept = texts_record.cached(folder, key)  # the texts, proven current without rendering them
             if kept is None:
-                texts = _Texts(staging, previous)
+                texts = _Texts(staging, folder)
                 rendered = _render(plan, media, texts)
                 if texts.unchanged:
                     kept = texts.entries
-                    texts_record.store(previous, key, kept)
+                    texts_record.store(folder, key, kept)
             if kept is not None:
-                # every file was proven current after checked_ns: the time to seal the bundle with again
-                (staging / UNCHANGED_MARK).write_text(str(checked_ns))
                 if progress:
                     progress(sum(entry.bytes for entry in media))
-                return [*media, kept[0]]  # the player, as rendered would return it
+                # every file was proven current after checked_ns: the time to seal the bundle with again
+                return Built([*media, kept[0]], unchanged_since=checked_ns)  # kept[0]: the player
 
     make_folders(staging, copies)
 
     def one(copy: FileCopy) -> FileEntry:
-        if previous is not None:
+        if folder is not None:
             reused = source.reuse(copy, previous_text, f"{staging_text}/{copy.target}", seal)
             if reused is not None:
                 if progress:
@@ -234,4 +220,32 @@ def build_bundle(
         rendered = _render(plan, media, texts)
         key = texts_record.texts_key(plan, media)
     texts_record.store(staging, key, texts.entries)
-    return rendered
+    return Built(rendered)
+
+
+def media_changed_problem(plan: BundlePlan, exc: MediaChangedError) -> Problem:
+    """The problem for ``exc``, naming the scenelet (UUID and label), shot and file it concerns."""
+    for copy, scenelet, shot_index in _placed_files(plan):
+        if copy.target == exc.target:
+            return error(
+                "media-changed",
+                str(exc),
+                path=copy.source.location,
+                scenelet_id=scenelet.id if scenelet else None,
+                scenelet_label=scenelet.label if scenelet else None,
+                shot_index=shot_index,
+            )
+    return error("media-changed", str(exc))
+
+
+def _placed_files(plan: BundlePlan) -> Iterator[tuple[FileCopy, PlannedScenelet | None, int | None]]:
+    """Every file of the plan with the scenelet and shot it belongs to (none for music)."""
+    for scenelet in plan.scenelets:
+        for shot in scenelet.shots:
+            for copy in (shot.image, shot.audio):
+                if copy:
+                    yield copy, scenelet, shot.shot_index
+        if scenelet.branch_audio:
+            yield scenelet.branch_audio, scenelet, None
+    for cue in plan.cues:
+        yield cue.file, None, None

@@ -1,28 +1,40 @@
-"""The storage seam: where media comes from and where a bundle goes (DESIGN §6).
+"""The storage seam: where media comes from, where a bundle goes, and how one is read back.
 
-``load → plan → build → publish`` does not care whether the assets root is a
-folder or a bucket prefix, or whether ``--out`` is a folder or a bucket: the
-planner asks a ``MediaSource`` about stored paths, ``build`` copies through it
-into a local staging folder, and a ``BundleDestination`` publishes that folder.
+``load → plan → build → publish`` does not care whether the assets root or ``--out`` is a
+folder or a bucket prefix: the planner's media requests are answered by a ``MediaSource``,
+``build`` copies through it into a local staging folder, a ``BundleDestination`` publishes
+that folder, and ``verify`` reads a bundle through a ``BundleReader``. Each backend keeps
+its own handles (a local file, a stored object) behind ``SourceHandle``.
 """
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from bundler.bundle.manifest import FileEntry
+from bundler.bundle.reader import Found, Reading
+from bundler.media.stream import Progress
 from bundler.pipeline.plan.types import FileCopy, MediaRequest, MediaStatus
 
-Progress = Callable[[int], None]  # called with the bytes just copied
 S3_SCHEME = "s3://"
+DEFAULT_ASSETS_ROOT = "generated"
+ArchiveFormat = Literal["zip", "tar.gz"]
 
 
 def is_s3_url(value: str | Path | None) -> bool:
     return isinstance(value, str) and value.startswith(S3_SCHEME)
+
+
+def assets_root_setting(value: str | Path | None) -> str:
+    """The one place the assets root is defaulted: ``--assets-root``, else ``BUNDLER_ASSETS_ROOT``,
+    else ``./generated``."""
+    return str(value) if value else os.environ.get("BUNDLER_ASSETS_ROOT") or DEFAULT_ASSETS_ROOT
 
 
 class MediaSource(ABC):
@@ -39,12 +51,35 @@ class MediaSource(ABC):
     def current(self, copy: FileCopy, old: str, seal: int | None = None) -> FileEntry | None:
         """``old`` (a file of the bundle being replaced) when it provably holds the source's bytes.
 
-        ``seal``: the previous bundle's seal (``bundler.storage.local.copying.seal_bundle``), if any."""
+        ``seal``: the previous bundle's seal (``storage.local.reuse.seal_bundle``), if any."""
         return None
 
     def reuse(self, copy: FileCopy, previous: str, destination: str, seal: int | None = None) -> FileEntry | None:
         """Link ``copy`` from the previous bundle folder when provably current, else None."""
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousBundle:
+    """The bundle a build replaces, in a local folder whose files ``MediaSource.reuse`` may link;
+    ``seal``: when it was sealed (files changed later are re-hashed before they are trusted)."""
+
+    folder: Path
+    seal: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """A complete bundle in a staging folder, ready to publish.
+
+    ``unchanged_since``: set when ``build`` proved the bundle being replaced already byte for
+    byte this one (then staging holds nothing): the time it was found current, to seal it with.
+    """
+
+    story_id: str
+    staging: Path
+    exported_at: str
+    unchanged_since: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,21 +102,27 @@ class BundleDestination(ABC):
     def staging(self, story_id: str) -> AbstractContextManager[Path]:
         """An empty local folder to build in, removed on exit unless it was published."""
 
-    def previous(self, story_id: str) -> Path | None:
-        """A local folder holding the bundle being replaced, whose files ``build`` may reuse."""
+    def previous(self, story_id: str) -> PreviousBundle | None:
+        """The bundle being replaced, when ``build`` may reuse its files."""
         return None
 
     @abstractmethod
     def publish(
-        self,
-        staging: Path,
-        story_id: str,
-        overwrite: bool,
-        archive: str | None,
-        exported_at: str,
-        check: Callable[[], None] | None = None,
+        self, staged: Staged, overwrite: bool, archive: ArchiveFormat | None, check: Callable[[], None]
     ) -> Published:
-        """Make the complete ``staging`` folder the story's bundle (and its archive), all at once.
+        """Make the staged bundle the story's bundle (and its archive), all at once.
 
         ``check`` raises to stop the run (an interrupt): it is called while the
         archive is built and before publishing begins, never halfway through it."""
+
+
+class BundleReader(ABC):
+    """A bundle to read back (a folder, an archive, a published version in a bucket)."""
+
+    @abstractmethod
+    def scan(self, reading: Reading) -> Found:
+        """Every file, hashed while it is read (``reading.quick``: sizes and heads only)."""
+
+    @abstractmethod
+    def where(self) -> Path | str:
+        """What to call the bundle in messages and reports (an absolute path, or the URL)."""

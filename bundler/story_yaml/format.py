@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from bundler.errors import InputError
-from bundler.media.paths import MediaKind
+from bundler.media.structure import MediaKind
 
 FORMAT = "bundler-story/1"
 ROLES = ("root", "branch", "linear", "terminal")

@@ -26,10 +26,11 @@ import psycopg
 from bundler.db.connect import set_local_timeouts
 from bundler.db.repository import Repository
 from bundler.errors import EnvError, InputError
-from bundler.media.paths import MediaProblem, UnsafePath, check_source, is_skipped, normalize_stored_path
+from bundler.media.paths import UnsafePath, is_skipped, normalize_stored_path
 from bundler.pipeline.plan.music import parse_cues
 from bundler.pipeline.plan.tree import build_tree
 from bundler.records import NewShot, SceneletRecord
+from bundler.storage.local.files import MediaProblem, check_source
 from bundler.story_yaml.format import (
     SceneletDoc,
     StoryDoc,

@@ -12,7 +12,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from bundler.media.paths import MediaKind, UnsafePath, is_skipped, normalize_stored_path
+from bundler.media.paths import UnsafePath, is_skipped, normalize_stored_path
+from bundler.media.structure import MediaKind
 from bundler.pipeline.plan.music import RawCue, parse_cues, unique_file_names
 from bundler.pipeline.plan.tree import StoryTree, build_tree
 from bundler.pipeline.plan.types import (

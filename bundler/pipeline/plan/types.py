@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from bundler.media.paths import MediaKind, SourceFile
+from bundler.media.structure import MediaKind
 from bundler.problems import Problem
 from bundler.records import Line
 
@@ -21,23 +21,22 @@ class MediaRequest:
     kind: MediaKind
 
 
-@dataclass(frozen=True, slots=True)
-class StoredObject:
-    """A media object in a bucket that passed every check; ``etag`` pins the checked version."""
+class SourceHandle(Protocol):
+    """A media file that passed every check, as its backend knows it (a local file, a stored
+    object): the plan only needs its size and a name for messages."""
 
-    key: str
-    size: int
-    etag: str | None
+    @property
+    def size(self) -> int: ...
 
-
-MediaFile = SourceFile | StoredObject  # where the bytes of a bundle file come from
+    @property
+    def location(self) -> str: ...  # a resolved path, or an object key
 
 
 @dataclass(frozen=True, slots=True)
 class MediaStatus:
     """The outcome of checking one ``MediaRequest``: a usable file or a problem code."""
 
-    source: MediaFile | None = None
+    source: SourceHandle | None = None
     code: str | None = None  # missing-media | wrong-media-format | unsafe-asset-path
     detail: str = ""
 
@@ -47,7 +46,7 @@ class FileCopy:
     """One file of the bundle: where it comes from and where it goes."""
 
     target: str  # bundle-relative POSIX path, e.g. assets/shots/<uuid>/1_key_frame.png
-    source: MediaFile
+    source: SourceHandle
     kind: MediaKind
 
     @property

@@ -24,8 +24,8 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from bundler.media.paths import OPEN_FLAGS, MediaProblem, SourceFile, check_open_file, check_source
 from bundler.pipeline.plan.types import MediaRequest, MediaStatus
+from bundler.storage.local.files import OPEN_FLAGS, MediaProblem, SourceFile, check_open_file, check_source
 
 _OPEN_FLAGS = OPEN_FLAGS | getattr(os, "O_NOFOLLOW", 0)
 

@@ -1,4 +1,4 @@
-"""Stage 4: staging folders beside the target and the atomic swap (DESIGN §4).
+"""Local publishing: staging folders beside the target, run locks, and the atomic swap.
 
 An existing bundle is replaced only by a complete new one; a failed or
 interrupted run removes its staging folder and leaves the old bundle as it was.
@@ -147,18 +147,17 @@ def scratch_file(scratch: Path, suffix: str) -> Path:
     return scratch.with_name(f"{scratch.name}{suffix}")
 
 
-def publish(staging: Path, target: Path, overwrite: bool, archive: tuple[Path, Path] | None = None) -> None:
+def publish(
+    staging: Path, target: Path, overwrite: bool, archive: tuple[Path, Path] | None = None, *, unchanged: bool = False
+) -> None:
     """Move the complete ``staging`` folder to ``target``.
 
-    A staging folder holding only ``UNCHANGED_MARK`` means the build found
-    ``target`` already byte for byte the new bundle: it is kept as it is.
+    ``unchanged``: the build found ``target`` already byte for byte the new bundle
+    (staging is empty): it is kept as it is.
     ``archive`` is (complete temp file, final path): it is moved into place right
     after the bundle, and if that fails the bundle move is undone, so bundle and
     archive are published together or not at all.
     """
-    from bundler.pipeline.build import UNCHANGED_MARK
-
-    unchanged = (staging / UNCHANGED_MARK).is_file()
     if target.exists() or target.is_symlink():
         if not overwrite:
             raise OutputExistsError(f"Bundle {target} already exists; pass --overwrite to replace it.")

@@ -1,4 +1,4 @@
-"""The few S3 requests bundler makes, through ``obstore`` (optional extra ``bundler[s3]``).
+"""The few S3 requests bundler makes, through ``obstore`` (optional extra ``story-bundler[s3]``).
 
 Configuration comes only from the standard AWS variables (DESIGN §4):
 ``AWS_ENDPOINT_URL`` (``http://`` allowed, for local servers), ``AWS_ACCESS_KEY_ID``,
@@ -26,7 +26,8 @@ from bundler.storage.ports import S3_SCHEME
 if TYPE_CHECKING:
     from obstore.store import S3Store
 
-EXTRA_HINT = "S3 storage needs the optional extra: pip install 'bundler[s3]' (obstore)."
+EXTRA_HINT = "S3 storage needs the optional extra: pip install 'story-bundler[s3]' (obstore)."
+REQUESTS_PER_JOB = 8  # requests in flight per --jobs: S3 work waits on the network, not the CPU
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-_]{1,254}")
 _CREDENTIAL_VARIABLES = ("AWS_SESSION_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_TOKEN")
 
@@ -195,6 +196,11 @@ class S3Client:
         import obstore
 
         obstore.put(self.store, key, data)
+
+
+def in_flight(jobs: int) -> int:
+    """Requests to run at once for ``--jobs``."""
+    return max(1, jobs) * REQUESTS_PER_JOB
 
 
 def _store_options(endpoint: str) -> dict[str, Any]:

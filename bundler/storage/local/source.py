@@ -1,0 +1,39 @@
+"""Media in a local folder: checked by the fast prober, copied (or reused) while hashed."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from pathlib import Path
+
+from bundler.bundle.manifest import FileEntry
+from bundler.media.stream import Progress
+from bundler.pipeline.plan.types import FileCopy, MediaRequest, MediaStatus
+from bundler.storage.local.copying import copy_and_hash
+from bundler.storage.local.files import resolve_assets_root
+from bundler.storage.local.probe import probe_media
+from bundler.storage.local.reuse import current_entry, reuse_previous
+from bundler.storage.ports import MediaSource
+
+
+class LocalSource(MediaSource):
+    def __init__(self, root: Path) -> None:
+        self.root = root  # resolved, an existing folder
+
+    @classmethod
+    def open(cls, raw: str) -> LocalSource:
+        return cls(resolve_assets_root(raw))
+
+    def __str__(self) -> str:
+        return str(self.root)
+
+    def probe(self, requests: Collection[MediaRequest], jobs: int) -> dict[MediaRequest, MediaStatus]:
+        return probe_media(requests, self.root, jobs)
+
+    def copy(self, copy: FileCopy, destination: Path, progress: Progress | None) -> FileEntry:
+        return copy_and_hash(copy, destination, progress)
+
+    def current(self, copy: FileCopy, old: str, seal: int | None = None) -> FileEntry | None:
+        return current_entry(copy, old, seal)
+
+    def reuse(self, copy: FileCopy, previous: str, destination: str, seal: int | None = None) -> FileEntry | None:
+        return reuse_previous(copy, previous, destination, seal)
