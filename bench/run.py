@@ -567,11 +567,12 @@ def phases(story_id: str, database: str, assets: str, out: str | None) -> Phases
     import psycopg  # noqa: F401  (import cost on its own line)
 
     lap("import psycopg")
-    from bundler.api import default_jobs, resolve_exported_at
     from bundler.db.connect import DatabaseTarget, connection
+    from bundler.pipeline.exported_at import resolve_exported_at
     from bundler.pipeline.load import load_snapshot
     from bundler.pipeline.plan.planner import analyze, plan
     from bundler.storage import open_source
+    from bundler.support.workers import default_jobs
 
     lap("import bundler")
     source = open_source(assets)

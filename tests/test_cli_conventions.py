@@ -99,7 +99,7 @@ def test_listing_goes_to_stdout_and_messages_to_stderr(seeded: Path, database: D
 def test_default_jobs_follows_the_cpus_the_process_may_use() -> None:
     if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs CPU affinity and two CPUs")
-    code = "from bundler.api import default_jobs; print(default_jobs())"
+    code = "from bundler.support.workers import default_jobs; print(default_jobs())"
     pinned = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

@@ -9,7 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bundler.db.connect import redact, resolve_target
+from bundler.db.connect import resolve_target
+from bundler.db.conninfo import redact
 from tests.cli_helpers import REPORT_META, json_of, run_cli
 
 

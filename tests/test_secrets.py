@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from bundler.cli import _register, app
-from bundler.db.connect import UNPARSEABLE, describe
+from bundler.db.conninfo import UNPARSEABLE, describe
 from tests.cli_helpers import run_cli
 
 _register()

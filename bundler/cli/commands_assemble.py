@@ -1,11 +1,18 @@
-"""``bundler assemble`` and ``bundler check``: one story or many, in parallel."""
+"""``bundler assemble`` and ``bundler check``: one story or many, in parallel.
+
+Both commands take the same twelve options (which stories, where from, how strict, how to
+report); they are declared once, in ``_batch_options``, and reach each command as one
+``BatchOptions`` value (``batch_command``).
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import signal
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import click
@@ -30,7 +37,9 @@ from bundler.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from bundler.report import StoryReport
     from bundler.support.cancel import Cancellation
+    from bundler.support.progress import ProgressSink
 
 StoryIdsArgument = Annotated[list[str] | None, typer.Argument(help="Story UUIDs.", show_default=False)]
 AllOption = Annotated[bool, typer.Option("--all", help="Every story in the database.")]
@@ -45,11 +54,72 @@ ShardOption = Annotated[
 StrictOption = Annotated[bool, typer.Option("--strict", help="Treat every warning as an error (release jobs).")]
 
 
-@app.command("assemble")
-def assemble_command(
+def _batch_options(
     story_ids: StoryIdsArgument = None,
     all_stories: AllOption = False,
     shard: ShardOption = None,
+    assets_root: AssetsRootOption = None,
+    database_url: DatabaseUrlOption = None,
+    strict: StrictOption = False,
+    jobs: JobsOption = None,
+    json_output: JsonOption = False,
+    output_format: FormatOption = None,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """The options ``assemble`` and ``check`` share (a template: never called)."""
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    story_ids: list[str] | None
+    all_stories: bool
+    shard: str | None
+    assets_root: str | None
+    database_url: str | None
+    strict: bool
+    jobs: int | None
+    json_output: bool
+    output_format: str | None
+    quiet: bool
+    verbose: bool
+    debug: bool
+
+    def output(self) -> Output:
+        return Output.from_options(
+            self.json_output, self.debug, self.output_format, quiet=self.quiet, verbose=self.verbose
+        )
+
+    @property
+    def batch(self) -> bool:
+        """The batch report shape for --all or several ids, even when the ids name the same story."""
+        return self.all_stories or len(self.story_ids or ()) > 1
+
+
+_SHARED = inspect.signature(_batch_options, eval_str=True).parameters
+
+
+def batch_command(command: Callable[..., None]) -> Callable[..., None]:
+    """``command(batch: BatchOptions, **own)`` as a typer command taking the shared options and its own."""
+    own = [p for name, p in inspect.signature(command, eval_str=True).parameters.items() if name != "batch"]
+
+    @functools.wraps(command)
+    def wrapper(**values: Any) -> None:
+        batch = BatchOptions(**{name: values.pop(name) for name in _SHARED})
+        command(batch, **values)
+
+    parameters = [*_SHARED.values(), *own]
+    wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    del wrapper.__wrapped__  # typer reads the signature above, not the command's own
+    return wrapper
+
+
+@app.command("assemble")
+@batch_command
+def assemble_command(
+    batch: BatchOptions,
     out: Annotated[
         str,
         typer.Option(
@@ -58,10 +128,7 @@ def assemble_command(
             help="Output folder or s3://BUCKET/PREFIX; bundles go to OUT/<story-id>/.",
         ),
     ] = "bundles",
-    assets_root: AssetsRootOption = None,
-    database_url: DatabaseUrlOption = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing bundle (after success).")] = False,
-    strict: StrictOption = False,
     exported_at: Annotated[
         str | None,
         typer.Option(
@@ -69,7 +136,6 @@ def assemble_command(
             help="ISO 8601 export time (default: SOURCE_DATE_EPOCH, else newest row).",
         ),
     ] = None,
-    jobs: JobsOption = None,
     archive: Annotated[
         str | None,
         typer.Option(
@@ -78,52 +144,34 @@ def assemble_command(
             help="Also write a deterministic zip or tar.gz beside the bundle.",
         ),
     ] = None,
-    json_output: JsonOption = False,
-    output_format: FormatOption = None,
-    quiet: QuietOption = False,
-    verbose: VerboseOption = False,
-    debug: DebugOption = False,
 ) -> None:
     """Build offline bundles: manifest.json, SHA256SUMS, media and index.html."""
     from bundler import api
 
-    output = Output.from_options(json_output, debug, output_format, quiet=quiet, verbose=verbose)
-
-    def run(story_id: str, workers: int, progress: Any) -> api.StoryReport:
-        return api.assemble(
-            story_id,
+    output = batch.output()
+    with _cancel_on_signals() as cancel, reported_errors(output, _context(batch)):
+        target, ids = _resolve_stories(batch)
+        options = api.AssembleOptions(
             database=target,
-            assets_root=assets_root,
+            assets_root=batch.assets_root,
+            strict=batch.strict,
             out_dir=out,
             overwrite=overwrite,
-            strict=strict,
             exported_at=exported_at,
-            jobs=workers,
-            archive=archive,
-            progress=progress,
-            cancel=cancel,
+            archive=archive,  # type: ignore[arg-type]  # click checked the choice
         )
 
-    with _cancel_on_signals() as cancel, reported_errors(output, _context(story_ids, all_stories)):
-        target, ids = _resolve_stories(story_ids, all_stories, database_url, shard)
-        reports = _run_batch(ids, jobs, output, run, show_progress=True)
-    _finish(reports, output, "assembled", "Assembled", batch=_is_batch(story_ids, all_stories), cancel=cancel)
+        def run(story_id: str, workers: int, progress: ProgressSink | None) -> StoryReport:
+            return api.assemble(story_id, options, jobs=workers, progress=progress, cancel=cancel)
+
+        reports = _run_batch(ids, batch.jobs, output, run, show_progress=True)
+    _finish(reports, output, "assembled", "Assembled", batch=batch.batch, cancel=cancel)
 
 
 @app.command("check")
+@batch_command
 def check_command(
-    story_ids: StoryIdsArgument = None,
-    all_stories: AllOption = False,
-    shard: ShardOption = None,
-    assets_root: AssetsRootOption = None,
-    database_url: DatabaseUrlOption = None,
-    strict: StrictOption = False,
-    jobs: JobsOption = None,
-    json_output: JsonOption = False,
-    output_format: FormatOption = None,
-    quiet: QuietOption = False,
-    verbose: VerboseOption = False,
-    debug: DebugOption = False,
+    batch: BatchOptions,
     explain: Annotated[
         str | None,
         typer.Option(
@@ -137,20 +185,16 @@ def check_command(
     if explain is not None:
         _explain(explain)
         return
-    output = Output.from_options(json_output, debug, output_format, quiet=quiet, verbose=verbose)
+    output = batch.output()
+    with _cancel_on_signals() as cancel, reported_errors(output, _context(batch)):
+        target, ids = _resolve_stories(batch)
+        options = api.CheckOptions(database=target, assets_root=batch.assets_root, strict=batch.strict)
 
-    def run(story_id: str, workers: int, progress: Any) -> api.StoryReport:
-        return api.check(story_id, database=target, assets_root=assets_root, strict=strict, jobs=workers, cancel=cancel)
+        def run(story_id: str, workers: int, progress: ProgressSink | None) -> StoryReport:
+            return api.check(story_id, options, jobs=workers, cancel=cancel)
 
-    with _cancel_on_signals() as cancel, reported_errors(output, _context(story_ids, all_stories)):
-        target, ids = _resolve_stories(story_ids, all_stories, database_url, shard)
-        reports = _run_batch(ids, jobs, output, run, show_progress=False)
-    _finish(reports, output, "checked", "Checked", batch=_is_batch(story_ids, all_stories), cancel=cancel)
-
-
-def _is_batch(story_ids: Sequence[str] | None, all_stories: bool) -> bool:
-    """The batch shape for --all or several ids, even when the ids name the same story."""
-    return all_stories or len(story_ids or ()) > 1
+        reports = _run_batch(ids, batch.jobs, output, run, show_progress=False)
+    _finish(reports, output, "checked", "Checked", batch=batch.batch, cancel=cancel)
 
 
 def _explain(code: str) -> None:
@@ -164,10 +208,10 @@ def _explain(code: str) -> None:
     typer.echo(entry.text(), nl=False)
 
 
-def _context(story_ids: Sequence[str] | None, all_stories: bool) -> dict[str, Any]:
+def _context(batch: BatchOptions) -> dict[str, Any]:
     """The JSON keys known before anything runs, so an early failure still yields the right shape."""
-    if not _is_batch(story_ids, all_stories) and story_ids:
-        return {"storyId": story_ids[0], "bundlePath": None, "problems": [], "stats": {}}
+    if not batch.batch and batch.story_ids:
+        return {"storyId": batch.story_ids[0], "bundlePath": None, "problems": [], "stats": {}}
     return {"stories": []}
 
 
@@ -189,14 +233,13 @@ def _cancel_on_signals() -> Iterator[Cancellation]:
             signal.signal(signum, handler)
 
 
-def _resolve_stories(
-    story_ids: Sequence[str] | None, all_stories: bool, database_url: str | None, shard_text: str | None
-) -> tuple[Any, list[str]]:
+def _resolve_stories(batch: BatchOptions) -> tuple[Any, list[str]]:
     from bundler.api import parse_story_id
     from bundler.db.connect import connection, resolve_target
     from bundler.errors import UsageError
     from bundler.support.shard import Shard
 
+    story_ids, all_stories, shard_text = batch.story_ids, batch.all_stories, batch.shard
     if bool(story_ids) == all_stories:
         raise typer.BadParameter("give one or more STORY_IDs, or --all (not both)", param_hint="STORY_ID")
     if shard_text is not None and not all_stories:
@@ -206,10 +249,10 @@ def _resolve_stories(
     except UsageError as exc:
         raise typer.BadParameter(str(exc), param_hint="--shard") from None
     try:
-        ids = [parse_story_id(value) for value in story_ids or ()]
+        ids: list[str] = [parse_story_id(value) for value in story_ids or ()]
     except UsageError as exc:
         raise typer.BadParameter(str(exc), param_hint="STORY_ID") from None
-    target = resolve_target(database_url)
+    target = resolve_target(batch.database_url)
     if all_stories:
         from bundler.db.listing import list_stories
         from bundler.errors import InputError
@@ -224,21 +267,27 @@ def _resolve_stories(
 
 
 def _run_batch(
-    ids: list[str], jobs: int | None, output: Output, run: Callable[[str, int, Any], Any], *, show_progress: bool
-) -> list[Any]:
+    ids: list[str],
+    jobs: int | None,
+    output: Output,
+    run: Callable[[str, int, ProgressSink | None], StoryReport],
+    *,
+    show_progress: bool,
+) -> list[StoryReport]:
     """Each story independently (one failing does not stop the others), up to ``jobs`` at once."""
-    from bundler.api import StoryReport, default_jobs
     from bundler.errors import BundlerError
+    from bundler.report import StoryReport
+    from bundler.support.workers import default_jobs, run_parallel
 
     workers = jobs or default_jobs()
     parallel = max(1, min(workers, len(ids)))
     per_story = max(1, workers // parallel)
     console = stderr_console()
-    progress = _progress(console) if show_progress and output.shows_progress(console) else None
+    bars = _Bars(console) if show_progress and output.shows_progress(console) else None
 
     def one(story_id: str) -> StoryReport:
         try:
-            return run(story_id, per_story, progress)  # type: ignore[no-any-return]
+            return run(story_id, per_story, bars.story(story_id) if bars else None)
         except BundlerError as exc:
             return StoryReport.failure(story_id, str(exc), exc.exit_code)
         except Exception as exc:
@@ -246,22 +295,13 @@ def _run_batch(
                 console.print_exception()
             return StoryReport.failure(story_id, f"internal error: {type(exc).__name__}: {exc}", 70)
 
-    if progress:
-        progress.__enter__()
-    try:
-        if parallel == 1:
-            return [one(story_id) for story_id in ids]
-        pool = ThreadPoolExecutor(max_workers=parallel)
-        try:
-            return list(pool.map(one, ids))
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-    finally:
-        if progress:
-            progress.__exit__(None, None, None)
+    if bars is None:
+        return run_parallel(ids, one, parallel)
+    with bars.progress:
+        return run_parallel(ids, one, parallel)
 
 
-class _RichProgress:
+class _Bars:
     """One progress bar per story, in bytes copied (TTY only)."""
 
     def __init__(self, console: Any) -> None:
@@ -270,27 +310,25 @@ class _RichProgress:
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=console
         )
-        self.tasks: dict[str, Any] = {}
 
-    def __enter__(self) -> _RichProgress:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(None, None, None)
-
-    def start(self, story_id: str, total_bytes: int) -> None:
-        self.tasks[story_id] = self.progress.add_task(story_id[:8], total=total_bytes)
-
-    def advance(self, story_id: str, count: int) -> None:
-        self.progress.advance(self.tasks[story_id], count)
+    def story(self, story_id: str) -> ProgressSink:
+        return _Bar(self.progress, story_id[:8])
 
 
-def _progress(console: Any) -> _RichProgress:
-    return _RichProgress(console)
+class _Bar:
+    def __init__(self, progress: Any, label: str) -> None:
+        self.progress, self.label, self.task = progress, label, None
+
+    def start(self, total_bytes: int | None) -> None:
+        self.task = self.progress.add_task(self.label, total=total_bytes)
+
+    def advance(self, count: int) -> None:
+        self.progress.advance(self.task, count)
 
 
-def _finish(reports: list[Any], output: Output, verb: str, title: str, *, batch: bool, cancel: Cancellation) -> None:
+def _finish(
+    reports: list[StoryReport], output: Output, verb: str, title: str, *, batch: bool, cancel: Cancellation
+) -> None:
     from bundler.cli.render import failure_reason, phases_line, print_problems, summary_line, summary_table
 
     console = stderr_console()
@@ -323,7 +361,7 @@ def _finish(reports: list[Any], output: Output, verb: str, title: str, *, batch:
         fail(worst)
 
 
-def _finish_interrupted(reports: list[Any], output: Output, signum: int, *, batch: bool) -> NoReturn:
+def _finish_interrupted(reports: list[StoryReport], output: Output, signum: int, *, batch: bool) -> NoReturn:
     """One line, the one JSON document, exit 128 + the signal number (130 Ctrl-C, 143 SIGTERM)."""
     finished = [r for r in reports if r.ok and r.bundle_path is not None]
     line = "interrupted; nothing was changed"

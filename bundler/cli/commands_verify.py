@@ -97,8 +97,9 @@ def _verify_batch(bundles: list[str], jobs: int | None, quick: bool, output: Out
 
 
 def _verify_one(bundle: str, jobs: int | None, quick: bool, output: Output) -> Any:
-    from bundler.api import default_jobs, verify
+    from bundler.api import verify
     from bundler.bundle.reader import Reading
+    from bundler.support.workers import default_jobs
 
     console = stderr_console()
     progress = _ReadProgress(console, bundle) if output.shows_progress(console) else None

@@ -156,7 +156,7 @@ def _report_failure(
     json_context: dict[str, Any] | None,
     exc: BundlerError | None,
 ) -> NoReturn:
-    from bundler.db.connect import redact
+    from bundler.db.conninfo import redact
 
     message = redact(message)
     stderr_console().print(f"[bold red]error[/]: {escape(message)}")

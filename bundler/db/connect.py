@@ -1,4 +1,4 @@
-"""Where the database is and how we connect to it (DESIGN §1, §4).
+"""Where the database is and how we connect to it (docs/design.md §1, §4).
 
 Order: ``--database-url``, ``DATABASE_URL``, libpq ``PG*`` variables, else the
 embedded local PostgreSQL.
@@ -8,22 +8,19 @@ startup ``options`` parameter (timeouts are set with ``SET LOCAL`` at the start
 of each transaction, see ``set_local_timeouts``) and no server-side prepared
 statements.
 
-Passwords never leave this module: every connection string shown is rebuilt
-from its parsed parameters without the password, and libpq's own text is
-echoed only when the string parsed unambiguously (its parse errors quote the
-password) and after every form of the password is removed from it.
+Passwords never leave this package: connection strings and driver messages are
+shown only through ``conninfo`` (``describe``, ``scrub``).
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from urllib.parse import quote, quote_plus
 
+from bundler.db.conninfo import describe, parse_conninfo, scrub
 from bundler.errors import DatabaseError
 
 if TYPE_CHECKING:
@@ -34,10 +31,8 @@ STATEMENT_TIMEOUT_MS = 120_000
 # a client killed mid-transaction must not hold a pooled server connection for long;
 # seeding copies media inside its transaction, so this is generous
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 600_000
-UNPARSEABLE = "(unparseable connection string)"
 # libpq variables that mean "the user configured a server through the environment"
 _LIBPQ_VARS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
-_URL_PREFIXES = ("postgresql://", "postgres://")
 
 
 @dataclass(frozen=True)
@@ -50,57 +45,6 @@ class DatabaseTarget:
     @property
     def display(self) -> str:
         return describe(self.conninfo) if self.conninfo else "(libpq environment)"
-
-
-def parse_conninfo(conninfo: str) -> dict[str, str] | None:
-    """libpq's reading of a connection string, or None when it is invalid or ambiguous.
-
-    Ambiguous: a URL whose password holds a raw ``@`` or ``/``, which libpq reads
-    partly as host or database name (``postgresql://u:PW@tail@host/db``).
-    """
-    from psycopg.conninfo import conninfo_to_dict
-
-    if conninfo.startswith(_URL_PREFIXES) and _ambiguous_url(conninfo):
-        return None
-    try:
-        return {key: str(value) for key, value in conninfo_to_dict(conninfo).items() if value is not None}
-    except Exception:
-        return None
-
-
-def _ambiguous_url(url: str) -> bool:
-    head = url.split("://", 1)[1].split("?", 1)[0]  # user info, hosts and database: the query may hold '@'
-    ats = head.count("@")
-    return ats > 1 or (ats == 1 and "/" in head.split("@", 1)[0])
-
-
-def describe(conninfo: str) -> str:
-    """A connection string for messages: user, hosts, ports and database, never the password."""
-    params = parse_conninfo(conninfo)
-    if params is None:
-        return UNPARSEABLE
-    hosts = (params.get("host") or params.get("hostaddr") or "").split(",")
-    ports = (params.get("port") or "").split(",")
-    if len(ports) == 1:
-        ports = ports * len(hosts)
-    sockets = [host for host in hosts if host.startswith("/")]
-    netloc = ",".join(
-        f"{host}:{port}" if port else host for host, port in zip(hosts, ports, strict=False) if host not in sockets
-    )
-    user = params.get("user")
-    text = f"postgresql://{quote(user, safe='') + '@' if user else ''}{netloc}/{quote(params.get('dbname', ''))}"
-    if sockets:
-        text += "?host=" + ",".join(sockets)
-    return text
-
-
-def redact(text: str) -> str:
-    """Hide passwords in URLs (``user:secret@``) and key=value strings (``password=...``).
-
-    A last line of defence for free text; connection strings are shown through ``describe``.
-    """
-    text = re.sub(r"(://[^:/@\s]*:)\S*@", r"\1***@", text)
-    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", text, flags=re.I)
 
 
 def resolve_target(database_url: str | None, environ: Mapping[str, str] | None = None) -> DatabaseTarget:
@@ -116,17 +60,6 @@ def resolve_target(database_url: str | None, environ: Mapping[str, str] | None =
     from bundler.db.embedded import embedded_conninfo
 
     return DatabaseTarget(embedded_conninfo(), "embedded")
-
-
-def scrub(message: str, conninfo: str) -> str:
-    """A driver message on one line, with the password removed in every spelling it may take."""
-    secrets = {os.environ.get("PGPASSWORD") or ""}
-    password = (parse_conninfo(conninfo) or {}).get("password") if conninfo else None
-    if password:
-        secrets |= {password, quote(password, safe=""), quote(password), quote_plus(password)}
-    for secret in sorted(secrets - {""}, key=len, reverse=True):
-        message = message.replace(secret, "***")
-    return " ".join(redact(message).split())
 
 
 def connect(target: DatabaseTarget, *, autocommit: bool = False) -> psycopg.Connection:

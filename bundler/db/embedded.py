@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bundler.db.conninfo import describe
 from bundler.errors import DatabaseError
 
 DATABASE_NAME = "bundler"
@@ -227,7 +228,6 @@ class ServerStatus:
 
 def server_status(pgdata: Path) -> ServerStatus:
     """Read from the data folder; never starts anything."""
-    from bundler.db.connect import describe
 
     initialized = (pgdata / "PG_VERSION").is_file()
     version = (pgdata / "PG_VERSION").read_text(encoding="utf-8").strip() if initialized else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -86,3 +87,12 @@ def run_tuned(items: Sequence[T], work: Callable[[T], R], jobs: int, weight: Cal
     parallel, parallel_rate = timed(items[slice_size : 3 * slice_size], jobs)
     rest = run_parallel(items[3 * slice_size :], work, jobs if parallel_rate >= serial_rate else 1)
     return [*serial, *parallel, *rest]
+
+
+def default_jobs() -> int:
+    """The CPUs this process may run on (affinity, cgroup-limited containers), not the host's count."""
+    if hasattr(os, "process_cpu_count"):  # Python 3.13+
+        return os.process_cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
