@@ -22,7 +22,8 @@ Prints a table and writes it, with machine details, phase timings and a
 profile of the slowest target, to ``bench/results.md``. Everything it creates
 (server, data, media, bundles) is removed at the end, also on Ctrl-C.
 
-Environment knobs: ``BENCH_REPS`` (default 5), ``BENCH_KEEP=1`` keeps bench/work.
+Environment knobs: ``BENCH_REPS`` (default 5), ``BENCH_KEEP=1`` keeps bench/work,
+``BENCH_NETWORK_BUNDLES`` bundle folders to watch over a throttled network (bench/player_network.py).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 from player_load import PLAYER, measure_player  # noqa: E402
+from player_network import network_rows  # noqa: E402
 from synth import Generated, Shape, generate  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
@@ -788,6 +790,9 @@ def main() -> int:
         bench_large_assemble(server, env, large, report)
         step(f"player in Chromium ({REPS}x)")
         bench_player(server, env, player, report)
+        # bundles with real media to watch over a throttled network (e.g. a master and a --web one)
+        for what, value in network_rows(os.environ.get("BENCH_NETWORK_BUNDLES", ""), REPS):
+            report.rows.append(Row(what, value))
         step(f"bundler --help ({HELP_REPS}x)")
         bench_help(env, report)
         step("phase timings and a profile")

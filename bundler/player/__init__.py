@@ -68,14 +68,16 @@ def content_security_policy(script: str, style: str) -> str:
 
     ``'self'`` covers a bundle served over HTTP; ``file:`` covers opening
     ``index.html`` straight from disk, where browsers disagree on what
-    ``'self'`` means for file URLs.
+    ``'self'`` means for file URLs. ``data:`` images are allowed for the page's
+    empty inline icon only (without one, browsers ask a server for
+    ``/favicon.ico``); scripts and styles stay locked to their hashes.
     """
     return "; ".join(
         [
             "default-src 'none'",
             f"script-src {_sha256_source(script)}",
             f"style-src {_sha256_source(style)}",
-            "img-src 'self' file:",
+            "img-src 'self' file: data:",
             "media-src 'self' file:",
             "base-uri 'none'",
             "form-action 'none'",

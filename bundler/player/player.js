@@ -151,22 +151,142 @@
     };
   }
 
+  // ------------------------------------------------------ chunked manifest read
+
   /**
-   * Normalises the manifest into lookups. A big story (30,000 shots) is parsed
-   * once, but each scenelet is normalised only when the story reaches it, so
-   * the page is ready sooner and makes less garbage to collect later.
+   * Reads the manifest's outline in slices of at most OUTLINE_SLICE_MS each,
+   * yielding to the browser between them, so a big story (10,000 scenelets,
+   * 12 MB) never blocks the page for one long task as a single JSON.parse
+   * would. It finds the top-level "scenelets" array, each element's text span
+   * and its "id"; everything else is parsed at once (it is small) and each
+   * scenelet only when the story reaches it. Resolves to null when the text is
+   * not shaped as expected, and the caller falls back to one JSON.parse.
    */
-  function loadStory() {
+  const OUTLINE_SLICE_MS = 12;
+  const QUOTE = 34;
+  const BACKSLASH = 92;
+
+  const nextTask = (() => {
+    // a message is not clamped to 4 ms like a nested setTimeout(0)
+    const channel = new MessageChannel();
+    const queue = [];
+    channel.port1.onmessage = () => queue.shift()();
+    return () => new Promise((resolve) => {
+      queue.push(resolve);
+      channel.port2.postMessage(null);
+    });
+  })();
+
+  /** Index of the quote closing the string that opens at `at`, or -1. */
+  function stringEnd(source, at) {
+    let quote = at;
+    for (;;) {
+      quote = source.indexOf('"', quote + 1);
+      if (quote < 0) return -1;
+      let slashes = 0;
+      while (source.charCodeAt(quote - 1 - slashes) === BACKSLASH) slashes += 1;
+      if (slashes % 2 === 0) return quote;
+    }
+  }
+
+  function nextNonSpace(source, at) {
+    let i = at;
+    while (i < source.length && ' \t\r\n'.includes(source[i])) i += 1;
+    return i;
+  }
+
+  async function outlineManifest(source) {
+    const spans = new Map(); // scenelet id -> [start, end) of its object
+    let depth = 0;
+    let key1 = null; // the latest key of the top-level object
+    let listStart = -1; // '[' of the scenelets array (its depth is 2)
+    let listEnd = -1;
+    let itemStart = -1; // '{' of the current scenelet (depth 3 inside it)
+    let itemKey = null;
+    let itemId = null;
+    let i = 0;
+    let sliceStart = performance.now();
+    let count = 0;
+    while (i < source.length) {
+      count += 1;
+      if ((count & 1023) === 0 && performance.now() - sliceStart > OUTLINE_SLICE_MS) {
+        await nextTask();
+        sliceStart = performance.now();
+      }
+      const c = source.charCodeAt(i);
+      if (c === QUOTE) {
+        const end = stringEnd(source, i);
+        if (end < 0) return null;
+        const after = nextNonSpace(source, end + 1);
+        const isKey = source.charCodeAt(after) === 58; // ':'
+        if (isKey && depth === 1) key1 = source.slice(i + 1, end);
+        else if (isKey && depth === 3 && itemStart >= 0) itemKey = source.slice(i + 1, end);
+        else if (!isKey && depth === 3 && itemStart >= 0 && itemKey === 'id') itemId = JSON.parse(source.slice(i, end + 1));
+        i = end + 1;
+        continue;
+      }
+      if (c === 123 || c === 91) {
+        // '{' or '['
+        depth += 1;
+        if (c === 91 && depth === 2 && key1 === 'scenelets' && listStart < 0) listStart = i;
+        else if (c === 123 && depth === 3 && listStart >= 0 && listEnd < 0) {
+          itemStart = i;
+          itemKey = null;
+          itemId = null;
+        }
+      } else if (c === 125 || c === 93) {
+        // '}' or ']'
+        if (c === 125 && depth === 3 && itemStart >= 0) {
+          if (typeof itemId === 'string') spans.set(itemId, [itemStart, i + 1]);
+          itemStart = -1;
+        } else if (c === 93 && depth === 2 && listStart >= 0 && listEnd < 0) {
+          listEnd = i + 1;
+        }
+        depth -= 1;
+        if (depth === 0) break;
+      }
+      i += 1;
+    }
+    if (listStart < 0 || listEnd < 0 || depth !== 0) return null;
+    // all but the scenelets is small: parse it in one go
+    const head = JSON.parse(source.slice(0, listStart) + '[]' + source.slice(listEnd));
+    if (!head || typeof head !== 'object') return null;
+    return { head, spans };
+  }
+
+  /**
+   * Normalises the manifest into lookups. A big story (30,000 shots) is read
+   * in slices (outlineManifest), and each scenelet is parsed and normalised
+   * only when the story reaches it, so no task blocks the page for long.
+   */
+  async function loadStory() {
     const node = $('story-manifest');
+    const source = node ? node.textContent : '';
     performance.mark('player-parse-start');
-    const manifest = JSON.parse(node ? node.textContent : '');
+    let outline = null;
+    try {
+      outline = await outlineManifest(source);
+    } catch (err) {
+      outline = null; // not the shape we slice: the plain parse below says what is wrong
+    }
+    const manifest = outline ? outline.head : JSON.parse(source);
     performance.mark('player-parsed');
     if (!manifest || typeof manifest !== 'object' || !Array.isArray(manifest.scenelets)) {
       throw new Error('The story data has no scenelets.');
     }
     const raws = new Map();
-    for (const raw of manifest.scenelets) {
-      if (raw && typeof raw.id === 'string') raws.set(raw.id, raw);
+    if (outline) {
+      for (const [id, [start, end]] of outline.spans) raws.set(id, () => {
+          try {
+            return JSON.parse(source.slice(start, end));
+          } catch (err) {
+            return { next: { type: 'incomplete' } }; // a damaged scenelet plays as an unwritten path
+          }
+        });
+    } else {
+      for (const raw of manifest.scenelets) {
+        if (raw && typeof raw.id === 'string') raws.set(raw.id, () => raw);
+      }
     }
     const read = new Map();
     const byId = {
@@ -174,7 +294,7 @@
       get(id) {
         let scenelet = read.get(id);
         if (!scenelet && raws.has(id)) {
-          scenelet = readScenelet(raws.get(id));
+          scenelet = readScenelet(Object.assign(raws.get(id)(), { id }));
           read.set(id, scenelet);
         }
         return scenelet;
@@ -304,8 +424,76 @@
     ui.placeholder.hidden = false;
   }
 
+  // ------------------------------------------------------------------ prefetch
+
+  /**
+   * Media the story will need next, requested while the current shot plays so
+   * a shot change over a network never waits on a download that could have
+   * started earlier. Images stay referenced so the browser keeps them in its
+   * memory cache; narration elements are handed to playNarration, so the
+   * bytes are fetched once. Paths are used as given (any format).
+   */
+  const PREFETCH_KEEP = 24;
+  const prefetched = new Map(); // url -> Image | HTMLAudioElement, oldest first
+
+  function keep(url, el) {
+    prefetched.set(url, el);
+    while (prefetched.size > PREFETCH_KEEP) {
+      const [oldest, old] = prefetched.entries().next().value;
+      prefetched.delete(oldest);
+      if (old instanceof HTMLMediaElement) {
+        old.removeAttribute('src');
+        old.load();
+      }
+    }
+  }
+
   function preloadImage(imagePath) {
-    if (imagePath) new Image().src = mediaUrl(imagePath);
+    if (!imagePath || prefetched.has(mediaUrl(imagePath))) return;
+    const img = new Image();
+    img.decoding = 'async';
+    img.src = mediaUrl(imagePath);
+    keep(img.getAttribute('src'), img);
+  }
+
+  function preloadAudio(audioPath) {
+    if (!audioPath || prefetched.has(mediaUrl(audioPath))) return;
+    const el = new Audio();
+    el.preload = 'auto';
+    el.src = mediaUrl(audioPath);
+    keep(el.getAttribute('src'), el);
+  }
+
+  /** A narration element for `audioPath`: the prefetched one (already loading) or a new one. */
+  function takeAudio(audioPath) {
+    const url = mediaUrl(audioPath);
+    const el = prefetched.get(url);
+    prefetched.delete(url);
+    if (el instanceof HTMLMediaElement && el.error === null) return el;
+    const fresh = new Audio();
+    fresh.preload = 'auto';
+    fresh.src = url;
+    return fresh;
+  }
+
+  /** What follows shot `pos` of `scenelet`: the next shot, the next scene's first, or each choice's first key frame. */
+  function prefetchAfter(scenelet, pos) {
+    const following = scenelet.shots[pos + 1];
+    if (following) {
+      preloadImage(following.imagePath);
+      preloadAudio(following.audioPath);
+      return;
+    }
+    if (scenelet.next.type === 'linear') {
+      const next = story.byId.get(scenelet.next.sceneletId);
+      if (next && next.shots.length > 0) {
+        preloadImage(next.shots[0].imagePath);
+        preloadAudio(next.shots[0].audioPath);
+      }
+    } else if (scenelet.next.type === 'branch') {
+      for (const choice of branchChoices(scenelet)) preloadImage(firstImage(choice.sceneletId));
+      preloadAudio(scenelet.branchAudioPath);
+    }
   }
 
   // --------------------------------------------------------------------- music
@@ -459,8 +647,7 @@
    * the two is called, and never for a stale token.
    */
   function playNarration(audioPath, token, onEnd, onFail) {
-    const el = new Audio();
-    el.preload = 'auto';
+    const el = takeAudio(audioPath);
     el.volume = NARRATION_VOLUME;
     el.muted = state.muted;
     const clip = { el, settled: false, watchdog: null };
@@ -500,7 +687,10 @@
       }
     });
     watch(TIMING.narrationLoadTimeoutMs);
-    el.src = mediaUrl(audioPath);
+    if (el.readyState >= 1 && Number.isFinite(el.duration)) {
+      // prefetched: its metadata event has passed already
+      watch(el.duration * 1000 + TIMING.narrationEndGraceMs);
+    }
     if (!state.paused) clip.play();
     return clip;
   }
@@ -582,12 +772,14 @@
     },
     save() {
       try {
-        window.localStorage.setItem(this.key, JSON.stringify({ path: state.path }));
+        // the shot and the screen too: Continue comes back to exactly this place
+        const place = { path: state.path, shot: Math.max(0, state.shotPos), screen: state.screen };
+        window.localStorage.setItem(this.key, JSON.stringify(place));
       } catch (err) {
         // file:// with storage off, private mode, quota: the story plays on without it
       }
     },
-    /** The saved path if it still walks this story from the root, else null. */
+    /** The saved place ({path, shot, screen}) if its path still walks this story from the root, else null. */
     load() {
       let saved = null;
       try {
@@ -601,7 +793,16 @@
       for (let i = 1; i < walk.length; i += 1) {
         if (!followers(story.byId.get(walk[i - 1])).includes(walk[i])) return null;
       }
-      return walk;
+      const last = story.byId.get(walk[walk.length - 1]);
+      const shot = Number.isInteger(saved.shot) && saved.shot >= 0 && saved.shot < last.shots.length ? saved.shot : 0;
+      // a screen the scene cannot show any more (the story changed) resumes it from that shot
+      const fits = {
+        choice: last.next.type === 'branch' && branchChoices(last).length > 0,
+        terminal: last.next.type === 'terminal',
+        incomplete: last.next.type !== 'terminal' && !(last.next.type === 'branch' && branchChoices(last).length > 0),
+      };
+      const screen = fits[saved.screen] ? saved.screen : 'playing';
+      return { path: walk, shot, screen };
     },
   };
 
@@ -634,13 +835,32 @@
   function continueStory() {
     const saved = state.screen === 'start' ? progress.load() : null;
     if (!saved) return;
-    note('continue', { sceneletId: saved[saved.length - 1] });
-    state.path = saved.slice(0, -1);
-    enterScenelet(saved[saved.length - 1]);
-    ui.story.focus({ preventScroll: true });
+    const sceneletId = saved.path[saved.path.length - 1];
+    note('continue', { sceneletId, shot: saved.shot, screen: saved.screen });
+    if (saved.screen === 'playing') {
+      state.path = saved.path.slice(0, -1);
+      enterScenelet(sceneletId, saved.shot);
+      ui.story.focus({ preventScroll: true });
+      return;
+    }
+    // an overlay: its scene's last frame (and music) behind it, as when it was left
+    const scenelet = story.byId.get(sceneletId);
+    state.path = saved.path.slice();
+    state.sceneletId = sceneletId;
+    state.shotPos = saved.shot;
+    if (scenelet.shots.length > 0) {
+      showImage(scenelet.shots[saved.shot].imagePath);
+      showCaption(scenelet, scenelet.shots[saved.shot]);
+    }
+    if (saved.screen === 'choice') {
+      music.setCue(story.cueFor(sceneletId));
+      showChoices(scenelet);
+    } else {
+      showEnd(saved.screen);
+    }
   }
 
-  function enterScenelet(sceneletId) {
+  function enterScenelet(sceneletId, startPos = 0) {
     abandonStep();
     const scenelet = story.byId.get(sceneletId);
     if (!scenelet) {
@@ -649,13 +869,13 @@
     }
     state.sceneletId = sceneletId;
     state.path.push(sceneletId);
-    progress.save();
     setScreen('playing');
+    progress.save();
     music.setCue(story.cueFor(sceneletId));
     showCaption(scenelet, null);
     note('scenelet', { sceneletId, label: scenelet.label });
     if (scenelet.shots.length === 0) finishScenelet(scenelet);
-    else playShot(scenelet, 0);
+    else playShot(scenelet, Math.min(startPos, scenelet.shots.length - 1));
   }
 
   function playShot(scenelet, pos) {
@@ -664,11 +884,11 @@
     const shot = scenelet.shots[pos];
     state.shotPos = pos;
     state.phase = 'lead-in';
+    progress.save();
     showImage(shot.imagePath);
     showCaption(scenelet, shot);
-    const following = scenelet.shots[pos + 1];
-    if (following) preloadImage(following.imagePath);
-    else if (scenelet.next.type === 'branch') branchChoices(scenelet).forEach((c) => preloadImage(firstImage(c.sceneletId)));
+    preloadAudio(shot.audioPath); // asked for now, not only after the lead-in
+    prefetchAfter(scenelet, pos);
     note('shot', { sceneletId: scenelet.id, shotIndex: shot.shotIndex, imagePath: shot.imagePath, audioPath: shot.audioPath });
     clock.after(TIMING.leadInMs, () => beginNarration(scenelet, pos, token));
   }
@@ -788,6 +1008,7 @@
     ui.choiceList.replaceChildren(...choices.map(renderChoice));
     ui.choiceList.dataset.count = String(choices.length);
     setScreen('choice');
+    progress.save();
     // the prompt takes focus, so no card looks chosen before the viewer picks one
     ui.choicePrompt.focus({ preventScroll: true });
     note('choice', { sceneletId: scenelet.id, choices: state.choices });
@@ -795,7 +1016,7 @@
       clock.after(TIMING.branchNarrationDelayMs, () => {
         if (token !== epoch) return;
         // the prompt narration is a courtesy: errors are ignored, nothing waits on it
-        branchNarration = new Audio(mediaUrl(scenelet.branchAudioPath));
+        branchNarration = takeAudio(scenelet.branchAudioPath);
         branchNarration.volume = NARRATION_VOLUME;
         branchNarration.muted = state.muted;
         note('branch-narration', { sceneletId: scenelet.id });
@@ -896,6 +1117,7 @@
     state.phase = null;
     state.choices = [];
     setScreen(kind);
+    progress.save();
     note(kind, { sceneletId: state.sceneletId });
     (kind === 'terminal' ? ui.terminalHeading : ui.incompleteHeading).focus({ preventScroll: true });
   }
@@ -1084,10 +1306,13 @@
 
   // ------------------------------------------------------------------ wiring
 
-  function init() {
+  async function init() {
+    // the parser's own task (decoding a big page) ends before ours begins
+    performance.mark('player-start');
+    await nextTask();
     setCaptions(true);
     try {
-      story = loadStory();
+      story = await loadStory();
     } catch (err) {
       showError(`The story data in this bundle could not be read (${err && err.message}).`);
       return;
@@ -1115,11 +1340,14 @@
     document.addEventListener('click', retrySound, true);
     document.addEventListener('keydown', (event) => event.key !== 'Escape' && retrySound(), true);
     document.addEventListener('keydown', onKeyDown);
+    document.addEventListener('keydown', () => ui.app.classList.add('is-keyed'), { capture: true, once: true });
     document.addEventListener('fullscreenchange', () => {
       ui.fullscreenButton.setAttribute('aria-pressed', String(Boolean(document.fullscreenElement)));
     });
     window.addEventListener('resize', fitCaption);
     showImage(firstImage(story.rootId));
+    const opening = story.byId.get(story.rootId).shots[0];
+    if (opening) preloadAudio(opening.audioPath);
     setScreen('start');
     // shown only now, with its handler in place: Start works the moment it is visible
     ui.startActions.hidden = false;
