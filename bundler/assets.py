@@ -108,6 +108,8 @@ def sniff(head: bytes, kind: MediaKind) -> bool:
         return head.startswith(PNG_SIGNATURE)
     if kind == "audio":
         return head[:4] == b"RIFF" and head[8:12] == b"WAVE"
+    if kind == "webp":
+        return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
     return head[4:8] == b"ftyp"
 
 
