@@ -72,7 +72,7 @@ def art_png(width: int = 1280, height: int = 720, seed: int = 0) -> bytes:
     picture = Image.composite(Image.new("RGB", size, light), picture, glow)
     # ridges of hills, each a noisy skyline filled with textured ground, farther ones paler
     for layer in range(3):
-        heights = fractal_noise((width, 1), rng, octaves=5, base=2).getdata()
+        heights = fractal_noise((width, 1), rng, octaves=5, base=2).tobytes()
         top = height * (0.45 + 0.15 * layer)
         outline = [(x, top + (heights[x] - 128) / 255 * height * 0.25) for x in range(0, width, 4)]
         mask = Image.new("L", size, 0)
