@@ -153,6 +153,8 @@ def encode_narration(source: Source, settings: WebSettings) -> bytes:
             return target.read_bytes()
     except (av.FFmpegError, ValueError) as exc:
         raise MediaEncodeError(f"cannot encode the narration as AAC: {_reason(exc)}") from exc
+    except OSError as exc:  # the temporary folder (the source was read, or failed, above)
+        raise EnvError(f"cannot write a temporary file to encode narration: {exc.strerror or exc}") from exc
 
 
 def _transcode(source: Source, target: Path, settings: WebSettings) -> None:

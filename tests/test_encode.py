@@ -7,6 +7,7 @@ import io
 import struct
 import subprocess
 import sys
+import tempfile
 import wave
 from functools import cache
 from pathlib import Path
@@ -181,6 +182,7 @@ def test_same_source_and_settings_give_the_same_bytes_in_fresh_processes(tmp_pat
 
 WITHOUT_MODULE = """
 import sys
+import tempfile
 sys.modules[sys.argv[1]] = None  # import of it now fails as if it were not installed
 from bundler.encode import WebSettings, encode_key_frame, encode_narration, require_web_extra
 from bundler.errors import BundlerError
@@ -237,3 +239,10 @@ def test_the_webp_structure_check_names_what_is_wrong(mutate: object, message: s
     assert found is not None and message in found and found.startswith("is not a WebP image")
     assert problem("webp", b"") == "is empty"
     assert problem("image", web) is not None  # a WebP where the master profile wants a PNG
+
+
+def test_no_temporary_folder_is_an_environment_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))  # as TMPDIR naming a removed folder
+    with pytest.raises(EnvError, match="cannot write a temporary file to encode narration") as raised:
+        encode_narration(short_speech(), SETTINGS)
+    assert raised.value.exit_code == 3
