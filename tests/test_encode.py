@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import struct
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from bundler.encode import (
     WebSettings,
     encode_key_frame,
     encode_narration,
+    encoder_versions,
 )
 from bundler.errors import EnvError, InputError, UsageError
 from bundler.media_structure import structure_problem
@@ -246,3 +248,7 @@ def test_no_temporary_folder_is_an_environment_error(tmp_path: Path, monkeypatch
     with pytest.raises(EnvError, match="cannot write a temporary file to encode narration") as raised:
         encode_narration(short_speech(), SETTINGS)
     assert raised.value.exit_code == 3
+
+
+def test_encoder_versions_name_the_libraries_that_write_the_bytes() -> None:
+    assert re.fullmatch(r"libwebp \d+\.\d+\.\d+, libavcodec \d+\.\d+\.\d+", encoder_versions())
