@@ -1,4 +1,4 @@
-"""Structural checks of PNG, RIFF/WAVE and MP4/M4A files (DESIGN §3 "Precise rules").
+"""Structural checks of PNG, RIFF/WAVE, MP4/M4A and WebP files (DESIGN §3 "Precise rules").
 
 Pure functions over a ``read_at(offset, length)`` callable, so a local file
 (``os.pread``) and an object store (a ranged GET) are judged by the same code.
@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import Literal
 
 ReadAt = Callable[[int, int], bytes]  # (offset, length) -> at most ``length`` bytes
-MediaKind = Literal["image", "audio", "music"]
+# "webp": the web profile's key frames (``assemble --web``); its narration is checked as "music" (M4A)
+MediaKind = Literal["image", "audio", "music", "webp"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # length 0, type, CRC: always these 12 bytes
@@ -26,7 +27,14 @@ MAX_WAV_CHUNKS = 64  # LIST/fact/... before ``data``; more is not a file any too
 MAX_MP4_BOXES = 256  # top-level boxes (ftyp, free, moov, mdat, udta...)
 MAX_FTYP_BYTES = 4096
 
-FORMAT_NAMES: dict[MediaKind, str] = {"image": "a PNG image", "audio": "a RIFF/WAVE file", "music": "an MP4/M4A file"}
+WEBP_CHUNKS = frozenset({b"VP8 ", b"VP8L", b"VP8X"})  # lossy, lossless, extended (alpha, ICC, animation)
+
+FORMAT_NAMES: dict[MediaKind, str] = {
+    "image": "a PNG image",
+    "audio": "a RIFF/WAVE file",
+    "music": "an MP4/M4A file",
+    "webp": "a WebP image",
+}
 
 
 SNIFF_BYTES = 16
@@ -38,6 +46,8 @@ def sniff(head: bytes, kind: MediaKind) -> bool:
         return head.startswith(PNG_SIGNATURE)
     if kind == "audio":
         return head[:4] == b"RIFF" and head[8:12] == b"WAVE"
+    if kind == "webp":
+        return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
     return head[4:8] == b"ftyp"
 
 
@@ -150,4 +160,24 @@ def _mp4(size: int, read_at: ReadAt) -> str | None:
     return None if seen_moov else "no 'moov' box (truncated or not finished?)"
 
 
-_CHECKERS: dict[MediaKind, Callable[[int, ReadAt], str | None]] = {"image": _png, "audio": _wav, "music": _mp4}
+def _webp(size: int, read_at: ReadAt) -> str | None:
+    head = read_at(0, 20)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+        return "no RIFF/WEBP header"
+    (riff_size,) = struct.unpack("<I", head[4:8])
+    if riff_size + 8 > size:
+        return f"the RIFF size says {riff_size + 8} bytes but the file has {size} (truncated?)"
+    if len(head) < 20 or head[12:16] not in WEBP_CHUNKS:
+        return "no VP8, VP8L or VP8X chunk after the header"
+    (chunk_size,) = struct.unpack("<I", head[16:20])
+    if 20 + chunk_size > riff_size + 8:
+        return f"the {head[12:16].decode('latin-1')!r} chunk runs past the end of the file (truncated?)"
+    return None
+
+
+_CHECKERS: dict[MediaKind, Callable[[int, ReadAt], str | None]] = {
+    "image": _png,
+    "audio": _wav,
+    "music": _mp4,
+    "webp": _webp,
+}
