@@ -1,3 +1,3 @@
 from bundler.cli import main
 
-main()
+raise SystemExit(main())

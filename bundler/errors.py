@@ -7,7 +7,7 @@ from __future__ import annotations
 
 
 class BundlerError(Exception):
-    """Base class. ``exit_code`` is the documented process exit code (DESIGN §4)."""
+    """Base class. ``exit_code`` is the documented process exit code (docs/design.md §4)."""
 
     exit_code = 70
 

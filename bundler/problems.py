@@ -1,4 +1,4 @@
-"""Diagnostics: every problem a story has, with a stable code (DESIGN §2)."""
+"""Diagnostics: every problem a story has, with a stable code (docs/design.md §2)."""
 
 from __future__ import annotations
 

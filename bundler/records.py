@@ -1,4 +1,4 @@
-"""Immutable records read from the pipeline's database (DESIGN §1)."""
+"""Immutable records read from the pipeline's database (docs/design.md §1)."""
 
 from __future__ import annotations
 

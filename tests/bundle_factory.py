@@ -1,4 +1,4 @@
-"""Writes small, valid story bundles (DESIGN §3) straight to disk, without a database.
+"""Writes small, valid story bundles (docs/design.md §3) straight to disk, without a database.
 
 The story: a root branch point (two shots, branch narration) offering two
 choices; the first leads on to a terminal scenelet, the second is incomplete.

@@ -29,7 +29,7 @@ _counter = itertools.count(1)
 @pytest.fixture(scope="session")
 def pg_admin_uri() -> Iterator[str]:
     """URI of the ``postgres`` database on a private embedded server for this session."""
-    # as root the data directory must sit under the system temp dir (DESIGN §4)
+    # as root the data directory must sit under the system temp dir (docs/design.md §4)
     workdir = Path(tempfile.mkdtemp(prefix="bundler-test-pg-"))
     pgdata = workdir / "pgdata"
     uri = start_server(pgdata)

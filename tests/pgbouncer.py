@@ -1,4 +1,4 @@
-"""A real PgBouncer in front of the session's embedded PostgreSQL (DESIGN §1).
+"""A real PgBouncer in front of the session's embedded PostgreSQL (docs/design.md §1).
 
 Transaction pool mode for the default user; the ``bundler_session`` user gets
 session pool mode from the same process. PgBouncer refuses to run as root, so

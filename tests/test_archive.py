@@ -133,7 +133,7 @@ def test_unpacked_archive_verifies_and_matches(bundle: Path, fmt: Any, tmp_path:
 
 @pytest.mark.parametrize("when", [datetime(1970, 1, 1, tzinfo=UTC), datetime(2108, 1, 1, tzinfo=UTC)])
 def test_zip_refuses_a_time_it_cannot_store_and_tar_keeps_it(bundle: Path, when: datetime) -> None:
-    # every entry's time is exportedAt (DESIGN §3): a zip cannot say 1970 or 2108, so it is refused
+    # every entry's time is exportedAt (docs/design.md §3): a zip cannot say 1970 or 2108, so it is refused
     with pytest.raises(UsageError, match="zip times run from 1980 to 2107"):
         write_archive(bundle, "zip", when)
     assert [p.name for p in bundle.parent.iterdir()] == [bundle.name]

@@ -1,4 +1,4 @@
-"""Which database a command talks to, and the zero-setup embedded server (DESIGN §4)."""
+"""Which database a command talks to, and the zero-setup embedded server (docs/design.md §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The embedded server survives the faults a kill leaves behind; `db status` and `db stop` (DESIGN §4).
+"""The embedded server survives the faults a kill leaves behind; `db status` and `db stop` (docs/design.md §4).
 
 These tests use a private embedded server (never the session's shared one),
 because they damage its files, kill it and stop it.
@@ -23,7 +23,7 @@ from tests.cli_helpers import run_cli
 
 @pytest.fixture(scope="module")
 def private_dir() -> Iterator[Path]:
-    # as root the data directory must sit under the system temp dir (DESIGN §4)
+    # as root the data directory must sit under the system temp dir (docs/design.md §4)
     pgdata = Path(tempfile.mkdtemp(prefix="bundler-embedded-faults-")) / "pgdata"
     yield pgdata
     stop_server(pgdata)

@@ -48,7 +48,7 @@ def test_example_bundles_verifies_and_is_reproducible(pg_admin_uri: str, tmp_pat
             "text": "The storm had been building all evening, and Greyhaven Light was the only star left over the sea.",
         }
     ]
-    # the player carries the manifest without the file list (DESIGN §5)
+    # the player carries the manifest without the file list (docs/design.md §5)
     html = (first / "index.html").read_text(encoding="utf-8")
     embedded = html.split('<script id="story-manifest" type="application/json">', 1)[1].split("</script>", 1)[0]
     assert json.loads(embedded) == {key: value for key, value in manifest.items() if key != "files"}

@@ -1,4 +1,4 @@
-"""The narration script (`lines`, DESIGN §3) is extracted by the database from
+"""The narration script (`lines`, docs/design.md §3) is extracted by the database from
 real ``storyboard_payload`` rows of every shape the pipeline may leave."""
 
 from __future__ import annotations

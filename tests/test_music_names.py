@@ -1,4 +1,4 @@
-"""Music file names (DESIGN §3): safe as a URL path segment once percent-encoded."""
+"""Music file names (docs/design.md §3): safe as a URL path segment once percent-encoded."""
 
 from __future__ import annotations
 

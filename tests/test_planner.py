@@ -1,4 +1,4 @@
-"""The pure planner: tree rules, next, reachability, music and problems (DESIGN §2-3)."""
+"""The pure planner: tree rules, next, reachability, music and problems (docs/design.md §2-3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every command works through a real PgBouncer, transaction and session pool mode (DESIGN §1)."""
+"""Every command works through a real PgBouncer, transaction and session pool mode (docs/design.md §1)."""
 
 from __future__ import annotations
 

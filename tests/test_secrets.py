@@ -1,4 +1,4 @@
-"""Passwords never appear in output, JSON or logs, whatever the form of the connection string (DESIGN §4).
+"""Passwords never appear in output, JSON or logs, whatever the form of the connection string (docs/design.md §4).
 
 The server is 127.0.0.1 port 1: the connection is refused at once, so every
 failure path (parse error, refused connection) runs in milliseconds.

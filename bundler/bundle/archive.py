@@ -1,4 +1,4 @@
-"""Deterministic ``.zip`` / ``.tar.gz`` archives of a published bundle (DESIGN §3).
+"""Deterministic ``.zip`` / ``.tar.gz`` archives of a published bundle (docs/design.md §3).
 
 The same bundle and timestamp always give the same bytes, whatever the umask,
 time zone, file modes, owners or modification times on disk: every entry gets
@@ -44,7 +44,7 @@ def archive_timestamp(manifest_exported_at: str) -> datetime:
     """The time every archive entry carries: the manifest's ``exportedAt``, in UTC.
 
     SOURCE_DATE_EPOCH is honoured through ``exportedAt`` itself, which already
-    derives from it unless ``--exported-at`` is given (DESIGN §3); reading it
+    derives from it unless ``--exported-at`` is given (docs/design.md §3); reading it
     again here would date the entries differently from the manifest they hold.
     """
     try:

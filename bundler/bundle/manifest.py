@@ -1,4 +1,4 @@
-"""``manifest.json`` and ``SHA256SUMS`` (DESIGN §3): pure functions of the plan and file list."""
+"""``manifest.json`` and ``SHA256SUMS`` (docs/design.md §3): pure functions of the plan and file list."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class FileEntry:
 
 
 def manifest_document(plan: BundlePlan, files: Sequence[FileEntry] | None) -> dict[str, Any]:
-    """The manifest; ``files=None`` leaves ``files`` out (the copy embedded in the player, DESIGN §5)."""
+    """The manifest; ``files=None`` leaves ``files`` out (the copy embedded in the player, docs/design.md §5)."""
     from bundler import __version__  # here, not at import: ``verify`` and ``--help`` never pay for it
 
     cue_map = {scenelet_id: cue.cue_name for cue in plan.cues for scenelet_id in cue.scenelet_ids}

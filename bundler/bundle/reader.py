@@ -251,7 +251,7 @@ _URL_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f#%?\\]")
 
 def is_safe_path(path: str) -> bool:
     """Relative, normalized, POSIX and URL-safe: no absolute path, ``..``, empty segment, control
-    character, ``#``, ``%``, ``?`` or backslash (DESIGN §3)."""
+    character, ``#``, ``%``, ``?`` or backslash (docs/design.md §3)."""
     if not path or path.startswith("/") or _URL_UNSAFE.search(path):
         return False
     return all(part not in ("", ".", "..") for part in path.split("/"))

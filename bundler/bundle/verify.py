@@ -1,4 +1,4 @@
-"""Read a bundle back and report every way it breaks the contract (DESIGN §3).
+"""Read a bundle back and report every way it breaks the contract (docs/design.md §3).
 
 A bundle folder or a ``.zip``/``.tar.gz`` archive of one is read in a single
 streaming pass: each file is hashed while it is read and only ``manifest.json``

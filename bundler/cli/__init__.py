@@ -6,6 +6,7 @@ the commands so ``bundler --help`` stays fast.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
@@ -69,15 +70,20 @@ def _modules_for(args: list[str]) -> tuple[str, ...]:
     return (module,) if module else COMMAND_MODULES
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command (``argv``, default ``sys.argv[1:]``) and return its exit code.
+
+    Tests call it in-process; the console scripts exit with what it returns."""
     import gc
     import sys
 
     from bundler.cli.common import run_app
 
+    args = list(sys.argv[1:] if argv is None else argv)
     # A short-lived process whose big allocations (100,000+ shot records, plans, manifests) are
     # acyclic and die by reference counting: full collections would only re-scan them again and
     # again (10-20% of `check` at 100,000 shots). Young objects are still collected.
-    gc.set_threshold(50_000, 1000, 1000)
-    _register(_modules_for(sys.argv[1:]))
-    run_app(app)
+    if argv is None:
+        gc.set_threshold(50_000, 1000, 1000)
+    _register(_modules_for(args))
+    return run_app(app, args)

@@ -1,4 +1,4 @@
-"""``bundler verify``: check bundle folders or archives (DESIGN §4)."""
+"""``bundler verify``: check bundle folders or archives (docs/design.md §4)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """What every command shares: output options, database options, and the one
-place where errors become exit codes (DESIGN §4)."""
+place where errors become exit codes (docs/design.md §4)."""
 
 from __future__ import annotations
 
@@ -187,8 +187,16 @@ def escape(text: str) -> str:
     return rich_escape(terminal_text(text))
 
 
-def run_app(app: typer.Typer) -> None:
-    """Run the app in click's standalone mode: usage errors exit 2, ``typer.Exit`` its code."""
+def run_app(app: typer.Typer, args: list[str]) -> int:
+    """Run the app in click's standalone mode (usage errors exit 2, ``typer.Exit`` its code) and
+    return the exit code instead of leaving the process."""
     # the alias command keeps its own name, so its shell completion registers for it
     invoked = os.path.basename(sys.argv[0])
-    app(prog_name=invoked if invoked in ("bundler", "story-bundler") else "bundler")
+    try:
+        app(args=args, prog_name=invoked if invoked in ("bundler", "story-bundler") else "bundler")
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)
+        return 1
+    return 0

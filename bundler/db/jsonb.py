@@ -1,4 +1,4 @@
-"""JSON read from the database, guarded against values nested too deeply to parse (DESIGN §4).
+"""JSON read from the database, guarded against values nested too deeply to parse (docs/design.md §4).
 
 psycopg parses ``json``/``jsonb`` with ``json.loads``, which raises ``RecursionError``
 (an internal-error exit) on a few thousand nested arrays. PostgreSQL accepts such

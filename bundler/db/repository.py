@@ -1,7 +1,7 @@
 """The pipeline's repository API over psycopg, returning typed records.
 
 ``create_scenelet_shots``, ``get_shots_by_story`` and ``get_shots_by_scenelet_ref``
-mirror the pipeline's shots repository (DESIGN §1); the story and scenelet
+mirror the pipeline's shots repository (docs/design.md §1); the story and scenelet
 helpers serve seeding and listing.
 """
 

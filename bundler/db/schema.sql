@@ -1,4 +1,4 @@
--- The pipeline's schema (DESIGN §1). Idempotent: safe to run on an existing database.
+-- The pipeline's schema (docs/design.md §1). Idempotent: safe to run on an existing database.
 create table if not exists public.stories (
     id uuid primary key default gen_random_uuid(),
     display_name text not null check (char_length(trim(display_name)) > 0),

@@ -1,4 +1,4 @@
-"""The web profile's encoders (DESIGN §3, ``--web``): PNG key frames to WebP, WAV narration to AAC in M4A.
+"""The web profile's encoders (docs/design.md §3, ``--web``): PNG key frames to WebP, WAV narration to AAC in M4A.
 
 Pillow and PyAV are an optional extra (``story-bundler[web]``), imported here only,
 on first use, so the master profile never loads them. Both encoders are pure

@@ -1,4 +1,4 @@
-"""Structural checks of PNG, RIFF/WAVE, MP4/M4A and WebP files (DESIGN §3 "Precise rules").
+"""Structural checks of PNG, RIFF/WAVE, MP4/M4A and WebP files (docs/design.md §3 "Precise rules").
 
 Pure functions over a ``read_at(offset, length)`` callable, so a local file
 (``os.pread``) and an object store (a ranged GET) are judged by the same code.

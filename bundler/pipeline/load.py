@@ -1,4 +1,4 @@
-"""Stage 1: one consistent snapshot of a story (DESIGN §4, §6).
+"""Stage 1: one consistent snapshot of a story (docs/design.md §4, §6).
 
 Three queries whatever the story size, inside one REPEATABLE READ READ ONLY
 transaction, so a bundle never mixes two states of a story the pipeline is
@@ -50,7 +50,7 @@ SCENELET_QUERY = (
 )
 
 
-# The narration script of a shot (DESIGN §3 `lines`) as a compact [[speaker, text], ...] array, or
+# The narration script of a shot (docs/design.md §3 `lines`) as a compact [[speaker, text], ...] array, or
 # null when there is none. Extracted by the server: storyboard payloads can be huge or deeply nested,
 # and Python never parses them. Either key spelling; a payload that is no object, a list that is no
 # array, entries that are no objects and lines that are not non-empty strings give nothing.

@@ -1,4 +1,4 @@
-"""The offline player: one self-contained ``index.html`` per bundle (DESIGN §5).
+"""The offline player: one self-contained ``index.html`` per bundle (docs/design.md §5).
 
 ``render_player`` fills ``player.html`` with the inline CSS and JS shipped as
 package data and with the bundle manifest as a JSON data block. It is pure

@@ -1,4 +1,4 @@
-/* Offline story player (DESIGN §5). Plain ES2020, no dependencies.
+/* Offline story player (docs/design.md §5). Plain ES2020, no dependencies.
  *
  * The bundle's manifest is embedded in #story-manifest as JSON. Everything
  * taken from it (titles, descriptions, prompts, labels, cue names) reaches the

@@ -1,4 +1,4 @@
-"""``--shard K/N``: which stories one of N independent jobs takes (DESIGN §4).
+"""``--shard K/N``: which stories one of N independent jobs takes (docs/design.md §4).
 
 A story belongs to shard ``int(sha256(id)) mod N + 1``, where ``id`` is the
 canonical (lowercase, hyphenated) UUID text: stable across machines, runs and

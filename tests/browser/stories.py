@@ -176,7 +176,7 @@ class BuiltStory:
 
 
 def _labels(spec: StorySpec) -> dict[str, str]:
-    """``scenelet-N`` by pre-order from the root, children in script order (DESIGN §2)."""
+    """``scenelet-N`` by pre-order from the root, children in script order (docs/design.md §2)."""
     children: dict[str | None, list[str]] = {}
     for scene in spec.scenes:
         children.setdefault(scene.parent, []).append(scene.key)

@@ -1,4 +1,4 @@
-"""Music cues from ``stories.audio_design_document`` (DESIGN §1, §3), read leniently."""
+"""Music cues from ``stories.audio_design_document`` (docs/design.md §1, §3), read leniently."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def _loads_or_none(text: str) -> Any:
         return text  # reported by the caller as "not an object"
 
 
-# DESIGN §3; `#` and `%` too, so every bundle path stays a plain URL segment once percent-encoded
+# docs/design.md §3; `#` and `%` too, so every bundle path stays a plain URL segment once percent-encoded
 _FORBIDDEN = re.compile(r'[\\/:*?"<>|#%\x00-\x1f\x7f-\x9f]')
 
 

@@ -1,4 +1,4 @@
-"""Decide the bundle from one snapshot (DESIGN §2, §3). Pure: disk facts come in as data.
+"""Decide the bundle from one snapshot (docs/design.md §2, §3). Pure: disk facts come in as data.
 
 Two steps so that file checks stay outside: ``analyze`` reads the snapshot and
 lists the media it needs checked (``Analysis.requests``); the caller checks
@@ -186,7 +186,7 @@ class _Planner:
     def check_every_scenelet(self) -> None:
         """Path safety and label drift need no disk, so every scenelet gets them, bundled or not.
 
-        A bad path behind an unplayable scenelet is still a bad row (DESIGN §3). The walk
+        A bad path behind an unplayable scenelet is still a bad row (docs/design.md §3). The walk
         already checked the scenelets it entered; repeats are dropped by ``_reading_order``.
         """
         for scenelet in self.analysis.snapshot.scenelets:

@@ -1,4 +1,4 @@
-"""The story tree: roots, cycles, sibling order and ``scenelet-N`` labels (DESIGN §2).
+"""The story tree: roots, cycles, sibling order and ``scenelet-N`` labels (docs/design.md §2).
 
 Iterative throughout: trees can be thousands of scenelets deep.
 """

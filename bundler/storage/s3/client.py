@@ -1,6 +1,6 @@
 """The few S3 requests bundler makes, through ``obstore`` (optional extra ``story-bundler[s3]``).
 
-Configuration comes only from the standard AWS variables (DESIGN §4):
+Configuration comes only from the standard AWS variables (docs/design.md §4):
 ``AWS_ENDPOINT_URL`` (``http://`` allowed, for local servers), ``AWS_ACCESS_KEY_ID``,
 ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_REGION``/``AWS_DEFAULT_REGION``.
 Requests are path-style (``endpoint/bucket/key``), which every S3-compatible store
