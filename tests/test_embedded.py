@@ -32,7 +32,8 @@ def private_dir() -> Iterator[Path]:
 
 def _bundler(pgdata: Path, *args: str) -> tuple[int, str, str]:
     env = {name: "" for name in os.environ if name.startswith("PG")}
-    result = run_cli(*args, env={**env, "BUNDLER_EMBEDDED_DIR": str(pgdata)})
+    # a real process each time: the embedded server package keeps per-process state
+    result = run_cli(*args, env={**env, "BUNDLER_EMBEDDED_DIR": str(pgdata)}, process=True)
     return result.returncode, result.stdout, result.stderr
 
 

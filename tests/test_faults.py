@@ -179,10 +179,10 @@ def test_media_deleted_between_plan_and_copy_is_a_story_problem(
     assert victim.is_file()
 
     class DeleteWhenCopyingStarts:  # the real progress seam: called after planning, before any copy
-        def start(self, story_id: str, total_bytes: int) -> None:
+        def start(self, total_bytes: int | None) -> None:
             victim.unlink()
 
-        def advance(self, story_id: str, count: int) -> None:
+        def advance(self, count: int) -> None:
             pass
 
     out = tmp_path / "out"
@@ -228,10 +228,10 @@ def test_media_swapped_between_plan_and_copy_is_a_story_problem_not_a_hang(
     before = tree_files(out / story.story_id)
 
     class SwapWhenCopyingStarts:  # the real progress seam: called after planning, before any copy
-        def start(self, story_id: str, total_bytes: int) -> None:
+        def start(self, total_bytes: int | None) -> None:
             swap(victim, tmp_path)
 
-        def advance(self, story_id: str, count: int) -> None:
+        def advance(self, count: int) -> None:
             pass
 
     def assemble_again() -> api.StoryReport:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bundler.db.conninfo import describe, parse_conninfo, scrub
+from bundler.db.embedded import embedded_conninfo
+from bundler.db.jsonb import guard_json
 from bundler.errors import DatabaseError
 
 if TYPE_CHECKING:
@@ -57,8 +59,6 @@ def resolve_target(database_url: str | None, environ: Mapping[str, str] | None =
         return DatabaseTarget(env["DATABASE_URL"], "DATABASE_URL")
     if any(env.get(name) for name in _LIBPQ_VARS):
         return DatabaseTarget("", "PG* environment")
-    from bundler.db.embedded import embedded_conninfo
-
     return DatabaseTarget(embedded_conninfo(), "embedded")
 
 
@@ -82,8 +82,6 @@ def connect(target: DatabaseTarget, *, autocommit: bool = False) -> psycopg.Conn
         )
     except psycopg.Error as exc:
         raise DatabaseError(f"Cannot connect to the database {where}: {scrub(str(exc), target.conninfo)}") from None
-    from bundler.db.jsonb import guard_json
-
     guard_json(conn)  # a jsonb value thousands of levels deep is a story error, not a crash
     return conn
 

@@ -33,6 +33,7 @@ from bundler.errors import MediaChangedError
 from bundler.media.stream import Progress
 from bundler.pipeline import texts_record
 from bundler.pipeline.plan.types import BundlePlan, FileCopy, PlannedScenelet
+from bundler.player import render_player
 from bundler.problems import Problem, error
 from bundler.support.workers import run_adaptive, run_tuned
 
@@ -144,8 +145,6 @@ def _link_or_false(source: Path, destination: Path) -> bool:
 
 
 def _render(plan: BundlePlan, media: list[FileEntry], texts: _Texts) -> list[FileEntry]:
-    from bundler.player import render_player
-
     # The player embeds the manifest without `files` (its own hash cannot be in it, and big stories
     # load faster); manifest.json lists every file.
     # Each document is built, handed over and dropped in turn: at 100,000 shots they are tens of MB.
