@@ -27,8 +27,7 @@ from bundler.pipeline.plan.planner import analyze, plan
 from bundler.pipeline.plan.types import BundlePlan
 from bundler.problems import Problem, error
 from bundler.report import StoryReport
-from bundler.support.cancel import Cancellation
-from bundler.support.cancel import check as check_cancel
+from bundler.support.cancel import Cancellation, stop_if_cancelled
 from bundler.support.phases import Phases
 from bundler.support.progress import ProgressSink
 from bundler.support.workers import default_jobs
@@ -86,12 +85,12 @@ def check(
     started = time.perf_counter()
     story_id, settings_ = parse_story_id(story_id), _options(options, CheckOptions, settings)
     phases = Phases()
-    check_cancel(cancel)
+    stop_if_cancelled(cancel)
     try:
         bundle_plan = plan_story(story_id, settings_, _source(settings_.assets_root), phases=phases, lines=False)
     except (StoryNotFoundError, JsonTooDeepError) as exc:
         return _unreadable(story_id, exc, started)
-    check_cancel(cancel)
+    stop_if_cancelled(cancel)
     files = bundle_plan.files()
     stats = {
         **_plan_stats(bundle_plan, settings_.strict),
@@ -120,7 +119,7 @@ def assemble(
     story_id, settings_ = parse_story_id(story_id), _options(options, AssembleOptions, settings)
     if settings_.archive is not None and settings_.archive not in FORMATS:
         raise UsageError(f"--archive must be 'zip' or 'tar.gz', not {settings_.archive!r}.")
-    check_cancel(cancel)
+    stop_if_cancelled(cancel)
     jobs = settings_.jobs or default_jobs()
     destination = open_destination(settings_.out_dir, jobs)
     destination.claim(story_id, settings_.overwrite)
@@ -137,7 +136,7 @@ def assemble(
         return StoryReport(story_id, False, problems, stats, title=bundle_plan.title)
     if settings_.archive is not None:  # before anything is written: a time the format cannot store is a usage error
         check_archive_time(settings_.archive, archive_timestamp(bundle_plan.exported_at))
-    check_cancel(cancel)
+    stop_if_cancelled(cancel)
     try:
         built, published = _build_and_publish(
             bundle_plan, settings_, jobs, source, destination, phases, progress, cancel
@@ -204,7 +203,7 @@ def _build_and_publish(
         progress.start(sum(c.source.size for c in bundle_plan.files()))
 
     def advance(count: int) -> None:
-        check_cancel(cancel)  # between chunks: an interrupted copy stops within a megabyte
+        stop_if_cancelled(cancel)  # between chunks: an interrupted copy stops within a megabyte
         if progress:
             progress.advance(count)
 
@@ -219,12 +218,14 @@ def _build_and_publish(
             where = exc.filename or staging
             message = f"Cannot build the bundle of {story_id} in {destination}: {exc.strerror or exc} ({where})."
             raise EnvError(message) from None
-        check_cancel(cancel)
+        stop_if_cancelled(cancel)
         # the archive is built from staging and published with the bundle, both or neither;
         # an interrupt is honoured until the swap starts, never halfway through it
         with phases("publish"):
             staged = Staged(story_id, staging, bundle_plan.exported_at, built.unchanged_since)
-            published = destination.publish(staged, options.overwrite, options.archive, lambda: check_cancel(cancel))
+            published = destination.publish(
+                staged, options.overwrite, options.archive, lambda: stop_if_cancelled(cancel)
+            )
     return built, published
 
 

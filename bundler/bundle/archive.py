@@ -73,11 +73,11 @@ def build_archive(
     fmt: ArchiveFormat,
     timestamp: datetime,
     destination: Path,
-    check: Callable[[], None] | None = None,
+    stop_if_cancelled: Callable[[], None] | None = None,
 ) -> Path:
     """Write the archive of ``source_dir`` (entries under ``top/``) to the new file ``destination``.
 
-    ``check`` is called between chunks, so a run can stop (raise) promptly; on any
+    ``stop_if_cancelled`` is called between chunks, so a run can stop (raise) promptly; on any
     failure or interrupt ``destination`` is removed.
     """
     check_archive_time(fmt, timestamp)
@@ -87,9 +87,9 @@ def build_archive(
         # O_EXCL with 0o666: a fresh private name, and the usual umask-derived mode for the result
         with open(os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as out:
             if fmt == "zip":
-                _write_zip(out, entries, when, check)
+                _write_zip(out, entries, when, stop_if_cancelled)
             else:
-                _write_tar_gz(out, entries, when, check)
+                _write_tar_gz(out, entries, when, stop_if_cancelled)
             out.flush()
             os.fsync(out.fileno())
     except BaseException as exc:  # interrupts too: never leave the temp file behind
@@ -103,10 +103,10 @@ def build_archive(
 
 
 class _Checked(io.RawIOBase):
-    """A source file whose every read first asks ``check`` whether to go on."""
+    """A source file whose every read first asks ``stop_if_cancelled`` whether to go on."""
 
-    def __init__(self, source: BinaryIO, check: Callable[[], None]) -> None:
-        self.source, self.check = source, check
+    def __init__(self, source: BinaryIO, stop_if_cancelled: Callable[[], None]) -> None:
+        self.source, self.stop_if_cancelled = source, stop_if_cancelled
 
     def readable(self) -> bool:
         return True
@@ -116,13 +116,13 @@ class _Checked(io.RawIOBase):
         super().close()
 
     def read(self, size: int | None = -1) -> bytes:
-        self.check()
+        self.stop_if_cancelled()
         return self.source.read(-1 if size is None else size)
 
 
-def _open_source(path: Path, check: Callable[[], None] | None) -> BinaryIO:
+def _open_source(path: Path, stop_if_cancelled: Callable[[], None] | None) -> BinaryIO:
     source = open(path, "rb")  # noqa: SIM115 - closed by the caller's with-block
-    return source if check is None else _Checked(source, check)  # type: ignore[return-value]
+    return source if stop_if_cancelled is None else _Checked(source, stop_if_cancelled)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +154,9 @@ def _entries(bundle_dir: Path, top: str) -> list[_Entry]:
     return entries
 
 
-def _write_tar_gz(out: BinaryIO, entries: list[_Entry], when: datetime, check: Callable[[], None] | None) -> None:
+def _write_tar_gz(
+    out: BinaryIO, entries: list[_Entry], when: datetime, stop_if_cancelled: Callable[[], None] | None
+) -> None:
     mtime = int(when.timestamp())
     # no file name and mtime 0 in the gzip header: neither may leak into the bytes
     with (
@@ -173,11 +175,13 @@ def _write_tar_gz(out: BinaryIO, entries: list[_Entry], when: datetime, check: C
                 continue
             info.mode = _FILE_MODE
             info.size = entry.size
-            with _open_source(entry.source, check) as source:
+            with _open_source(entry.source, stop_if_cancelled) as source:
                 archive.addfile(info, source)  # copies exactly info.size bytes, in chunks
 
 
-def _write_zip(out: BinaryIO, entries: list[_Entry], when: datetime, check: Callable[[], None] | None) -> None:
+def _write_zip(
+    out: BinaryIO, entries: list[_Entry], when: datetime, stop_if_cancelled: Callable[[], None] | None
+) -> None:
     date_time = when.timetuple()[:6]
     with zipfile.ZipFile(out, mode="w") as archive:
         for entry in entries:
@@ -193,7 +197,7 @@ def _write_zip(out: BinaryIO, entries: list[_Entry], when: datetime, check: Call
             info.compress_type = zipfile.ZIP_DEFLATED
             # known up front, so zip64 is chosen from the size alone, never from timing
             info.file_size = entry.size
-            with _open_source(entry.source, check) as source, archive.open(info, mode="w") as target:
+            with _open_source(entry.source, stop_if_cancelled) as source, archive.open(info, mode="w") as target:
                 shutil.copyfileobj(source, target, _CHUNK)
 
 

@@ -5,17 +5,16 @@ transaction, so a bundle never mixes two states of a story the pipeline is
 still writing.
 
 Built for stories of 100,000+ shots, where turning rows into Python objects
-costs more than the database spends producing them (measured: 100,000 shot
-rows took 0.55 s to load, 10,000 scenelet rows with their ``content`` 0.18 s).
-So the database does the per-row work it does in C:
+costs more than the database spends producing them (bench/results.md, "Why
+the code is shaped this way"). So the database does the per-row work it does in C:
 
 * shots come one row per scenelet (per stored label and sequence, to be
-  exact: ``models.ShotGroup``), their columns aggregated into arrays, with the
+  exact: ``records.ShotGroup``), their columns aggregated into arrays, with the
   group's newest timestamp computed by the server;
 * shots that store no media at all are counted but not sent: a key frame and
   a narration that are each NULL or, after trimming spaces, empty or ``N/A``
   (ASCII letters, any case). That test only ever leaves out what the
-  planner's own rule (``assets.is_skipped``) would skip too; the planner still
+  planner's own rule (``media.paths.is_skipped``) would skip too; the planner still
   applies that rule to every shot it receives;
 * of a scenelet's ``content`` only the description is read, and only when it
   is a JSON string (what ``SceneletRecord.description`` uses), so no JSON
@@ -81,8 +80,8 @@ def _shot_group_query(lines: bool) -> str:
     (one document to parse per scenelet, not per shot); a check, which renders no player, asks for none.
 
     Two aggregations joined, rather than one with a ``filter (where ...)`` per aggregate, so the
-    no-media test runs once per shot instead of once per aggregate: at 100,000 shots the server's
-    execution time fell from 181 ms to 105 ms (254 to 159 ms with lines; EXPLAIN ANALYZE, best of 7).
+    no-media test runs once per shot instead of once per aggregate (about 40% less server time at
+    100,000 shots: bench/results.md).
     """
     scripts = f"jsonb_agg(coalesce({LINES_SQL}, '[]') order by shot_index)" if lines else "null::jsonb"
     group = "scenelet_ref, scenelet_id, scenelet_sequence"

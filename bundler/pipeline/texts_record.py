@@ -3,8 +3,7 @@
 re-assemble need not render them again.
 
 Rendering the manifest and the player is most of an unchanged re-assemble
-(measured at 2,000 shots: 0.10 s of the 0.16 s build, mostly the pretty JSON
-writer; far more at 100,000 shots). The texts are a pure function of the plan,
+(bench/results.md, "Why the code is shaped this way"). The texts are a pure function of the plan,
 the media file entries and the code and files that render them. So the
 bundle folder carries, in an extended attribute (``user.bundler.texts``):
 
@@ -19,7 +18,7 @@ Only when every hash is the recorded one are the texts kept. The record
 proves nothing on its own: bytes are always checked, so a text edited in
 place, replaced or truncated (whatever its timestamps say) is rendered again,
 and a record that does not parse or match simply means "render". Media files
-are never judged here: their own records (``bundler.storage.local.copying``) do that first.
+are never judged here: their own records (``bundler.storage.local.records``) do that first.
 
 The record sits on the folder, not on a file: setting it changes no text
 file's ``ctime``, and it moves with the folder when staging is renamed into

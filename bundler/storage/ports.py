@@ -108,11 +108,11 @@ class BundleDestination(ABC):
 
     @abstractmethod
     def publish(
-        self, staged: Staged, overwrite: bool, archive: ArchiveFormat | None, check: Callable[[], None]
+        self, staged: Staged, overwrite: bool, archive: ArchiveFormat | None, stop_if_cancelled: Callable[[], None]
     ) -> Published:
         """Make the staged bundle the story's bundle (and its archive), all at once.
 
-        ``check`` raises to stop the run (an interrupt): it is called while the
+        ``stop_if_cancelled`` raises to stop the run (an interrupt): it is called while the
         archive is built and before publishing begins, never halfway through it."""
 
 

@@ -26,12 +26,12 @@ class Cancellation:
     def cancelled(self) -> bool:
         return self._event.is_set()
 
-    def check(self) -> None:
+    def stop_if_cancelled(self) -> None:
         """Raise ``Interrupted`` once the run was asked to stop."""
         if self._event.is_set():
             raise Interrupted(self.signum or 2)
 
 
-def check(cancel: Cancellation | None) -> None:
+def stop_if_cancelled(cancel: Cancellation | None) -> None:
     if cancel is not None:
-        cancel.check()
+        cancel.stop_if_cancelled()

@@ -55,7 +55,7 @@ class LocalDestination(BundleDestination):
         return PreviousBundle(candidate, read_seal(candidate)) if stat.S_ISDIR(mode) else None
 
     def publish(
-        self, staged: Staged, overwrite: bool, archive: ArchiveFormat | None, check: Callable[[], None]
+        self, staged: Staged, overwrite: bool, archive: ArchiveFormat | None, stop_if_cancelled: Callable[[], None]
     ) -> Published:
         target = self.out / staged.story_id
         unchanged = staged.unchanged_since is not None  # then the bundle in place already is the new one
@@ -67,10 +67,10 @@ class LocalDestination(BundleDestination):
                 archive,
                 archive_timestamp(staged.exported_at),
                 scratch_file(staged.staging, f".{archive}.tmp"),
-                check,
+                stop_if_cancelled,
             )
             placed = (temp, archive_path(target, archive))
-        check()  # the last moment to stop
+        stop_if_cancelled()  # the last moment to stop
         publish(staged.staging, target, overwrite, placed, unchanged=unchanged)
         seal_bundle(target, staged.unchanged_since)
         text_bytes = sum((target / name).stat().st_size for name in (MANIFEST_NAME, SUMS_NAME))

@@ -36,7 +36,7 @@ class SourceFile:
 
     ``path`` is its resolved absolute path, a plain string: a story of 100,000 shots
     holds tens of thousands of these through planning and build, and a ``Path``
-    each cost 8 MB more at peak (measured with tracemalloc, 21,251 files).
+    each costs measurably more memory at peak (bench/results.md).
     """
 
     path: str

@@ -1,6 +1,6 @@
 """Check the media the planner asked about, in parallel (file system only).
 
-``assets.check_source`` is the rule book: resolve the stored path under the
+``files.check_source`` is the rule book: resolve the stored path under the
 assets root (symlinks included), refuse what leaves it, and sniff the content.
 Doing that literally costs a ``realpath`` per file, which is one ``lstat`` per
 path component: for tens of thousands of files that dominates ``check``. The

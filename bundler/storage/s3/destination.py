@@ -72,7 +72,7 @@ class S3Destination(BundleDestination):
             shutil.rmtree(work, ignore_errors=True)
 
     def publish(
-        self, staged: Staged, overwrite: bool, archive: ArchiveFormat | None, check: Callable[[], None]
+        self, staged: Staged, overwrite: bool, archive: ArchiveFormat | None, stop_if_cancelled: Callable[[], None]
     ) -> Published:
         staging = staged.staging
         manifest = (staging / MANIFEST_NAME).read_bytes()
@@ -98,7 +98,7 @@ class S3Destination(BundleDestination):
             archive_name = archive_url.prefix.rsplit("/", 1)[-1] if archive_url else None
             pointer = pointer_document(staged.story_id, version, manifest_sha, archive_name)
             pointer_key = story.key(POINTER_NAME)
-            check()  # an interrupt before the pointer: readers never see the new version
+            stop_if_cancelled()  # an interrupt before the pointer: readers never see the new version
             if self.client.read_all(pointer_key) != pointer:
                 self.client.put_bytes(pointer_key, pointer)  # last: readers switch to the complete version
         text_bytes = files[MANIFEST_NAME] + files[SUMS_NAME]
