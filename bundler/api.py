@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from bundler.db.connect import DatabaseTarget, connection, resolve_target
 from bundler.db.jsonb import JsonTooDeepError
+from bundler.db.sessions import Connections
 from bundler.errors import EnvError, MediaChangedError, StoryNotFoundError, UsageError
 from bundler.pipeline.plan.planner import analyze, default_exported_at, format_timestamp, plan
 from bundler.pipeline.plan.types import BundlePlan
@@ -128,7 +129,7 @@ def _target(database: DatabaseTarget | str | None) -> DatabaseTarget:
 def diagnose(
     story_id: str,
     *,
-    database: DatabaseTarget | str | None = None,
+    database: DatabaseTarget | str | Connections | None = None,
     assets_root: str | Path | MediaSource | None = None,
     exported_at: str | None = None,
     jobs: int | None = None,
@@ -142,8 +143,12 @@ def diagnose(
     phase = phases or Phases()
     story_id = parse_story_id(story_id)
     source = _source(assets_root)
-    with phase("load"), connection(_target(database)) as conn:
-        snapshot = load_snapshot(conn, story_id, lines=lines)
+    with phase("load"):
+        if isinstance(database, Connections):  # a batch: this worker's open connection
+            snapshot = database.run(lambda conn: load_snapshot(conn, story_id, lines=lines))
+        else:
+            with connection(_target(database)) as conn:
+                snapshot = load_snapshot(conn, story_id, lines=lines)
     with phase("plan"):
         analysis = analyze(snapshot)
     with phase("probe"):
@@ -201,7 +206,7 @@ def _unreadable(story_id: str, exc: StoryNotFoundError | JsonTooDeepError, start
 def check(
     story_id: str,
     *,
-    database: DatabaseTarget | str | None = None,
+    database: DatabaseTarget | str | Connections | None = None,
     assets_root: str | Path | MediaSource | None = None,
     strict: bool = False,
     jobs: int | None = None,
@@ -238,7 +243,7 @@ def check(
 def assemble(
     story_id: str,
     *,
-    database: DatabaseTarget | str | None = None,
+    database: DatabaseTarget | str | Connections | None = None,
     assets_root: str | Path | MediaSource | None = None,
     out_dir: str | Path = "bundles",
     overwrite: bool = False,

@@ -86,13 +86,14 @@ def assemble_command(
 ) -> None:
     """Build offline bundles: manifest.json, SHA256SUMS, media and index.html."""
     from bundler import api
+    from bundler.db.sessions import Connections
 
     output = Output.from_options(json_output, debug, output_format, quiet=quiet, verbose=verbose)
 
     def run(story_id: str, workers: int, progress: Any) -> api.StoryReport:
         return api.assemble(
             story_id,
-            database=target,
+            database=sessions,
             assets_root=assets_root,
             out_dir=out,
             overwrite=overwrite,
@@ -106,7 +107,8 @@ def assemble_command(
 
     with _cancel_on_signals() as cancel, reported_errors(output, _context(story_ids, all_stories)):
         target, ids = _resolve_stories(story_ids, all_stories, database_url, shard)
-        reports = _run_batch(ids, jobs, output, run, show_progress=True)
+        with Connections(target) as sessions:  # one connection per worker, not per story
+            reports = _run_batch(ids, jobs, output, run, show_progress=True)
     _finish(reports, output, "assembled", "Assembled", batch=_is_batch(story_ids, all_stories), cancel=cancel)
 
 
@@ -133,6 +135,7 @@ def check_command(
 ) -> None:
     """Run every check of `assemble` and write nothing."""
     from bundler import api
+    from bundler.db.sessions import Connections
 
     if explain is not None:
         _explain(explain)
@@ -140,11 +143,14 @@ def check_command(
     output = Output.from_options(json_output, debug, output_format, quiet=quiet, verbose=verbose)
 
     def run(story_id: str, workers: int, progress: Any) -> api.StoryReport:
-        return api.check(story_id, database=target, assets_root=assets_root, strict=strict, jobs=workers, cancel=cancel)
+        return api.check(
+            story_id, database=sessions, assets_root=assets_root, strict=strict, jobs=workers, cancel=cancel
+        )
 
     with _cancel_on_signals() as cancel, reported_errors(output, _context(story_ids, all_stories)):
         target, ids = _resolve_stories(story_ids, all_stories, database_url, shard)
-        reports = _run_batch(ids, jobs, output, run, show_progress=False)
+        with Connections(target) as sessions:  # one connection per worker, not per story
+            reports = _run_batch(ids, jobs, output, run, show_progress=False)
     _finish(reports, output, "checked", "Checked", batch=_is_batch(story_ids, all_stories), cancel=cancel)
 
 
