@@ -773,6 +773,9 @@ def main() -> int:
             large = generate(conn, LARGE, assets, seed=2)
             step(f"generating the {PLAYER.name} story")
             player = generate(conn, PLAYER, assets, seed=3)
+            from s3compare import STORY_400, compare_s3, table
+
+            s3_story = generate(conn, STORY_400, assets, seed=4)
         env = bundler_env(server, assets)
         report = Report()
         step(f"assemble vs cp -r ({REPS}x), re-assemble ({REPS}x)")
@@ -781,6 +784,8 @@ def main() -> int:
         from s3bench import bench_s3
 
         bench_s3(env, medium, assets, WORK, lambda e, *a: timed_bundler(server, e, *a), median, Row, report)
+        step("S3 jobs next to the AWS CLI (20 ms per request)")
+        report.sections.extend([*table(compare_s3(env, s3_story, assets, WORK, run, BUNDLER)), ""])
         step(f"check vs psql \\copy ({REPS}x)")
         bench_check(server, env, large, medium, report)
         step("assemble of the large story (memory)")
