@@ -17,12 +17,16 @@ medians:
 * SQL statements per command, counted from the server's own log
   (``log_statement = all`` on the private server, lines of application ``bundler``);
 * ``bundler --help`` wall time.
+* object storage (``s3bench.py``, ``s3compare.py``): assemble from and publish to a moto S3
+  server; behind a 20 ms latency proxy, three release jobs next to the AWS CLI
+  (``python bench/s3compare.py`` runs that part alone).
 
 Prints a table and writes it, with machine details, phase timings and a
 profile of the slowest target, to ``bench/results.md``. Everything it creates
 (server, data, media, bundles) is removed at the end, also on Ctrl-C.
 
-Environment knobs: ``BENCH_REPS`` (default 5), ``BENCH_KEEP=1`` keeps bench/work.
+Environment knobs: ``BENCH_REPS`` (default 5), ``BENCH_KEEP=1`` keeps bench/work,
+``BENCH_S3_DELAY_MS`` (default 20).
 """
 
 from __future__ import annotations
