@@ -17,13 +17,17 @@ medians:
 * SQL statements per command, counted from the server's own log
   (``log_statement = all`` on the private server, lines of application ``bundler``);
 * ``bundler --help`` wall time.
+* object storage (``s3bench.py``, ``s3compare.py``): assemble from and publish to a moto S3
+  server; behind a 20 ms latency proxy, three release jobs next to the AWS CLI
+  (``python bench/s3compare.py`` runs that part alone).
 
 Prints a table and writes it, with machine details, phase timings and a
 profile of the slowest target, to ``bench/results.md``. Everything it creates
 (server, data, media, bundles) is removed at the end, also on Ctrl-C.
 
 Environment knobs: ``BENCH_REPS`` (default 5), ``BENCH_KEEP=1`` keeps bench/work,
-``BENCH_NETWORK_BUNDLES`` bundle folders to watch over a throttled network (bench/player_network.py).
+``BENCH_NETWORK_BUNDLES`` bundle folders to watch over a throttled network (bench/player_network.py),
+``BENCH_S3_DELAY_MS`` (default 20).
 """
 
 from __future__ import annotations
@@ -787,6 +791,9 @@ def main() -> int:
             large = generate(conn, LARGE, assets, seed=2)
             step(f"generating the {PLAYER.name} story")
             player = generate(conn, PLAYER, assets, seed=3)
+            from s3compare import STORY_400, compare_s3, table
+
+            s3_story = generate(conn, STORY_400, assets, seed=4)
         env = bundler_env(server, assets)
         report = Report()
         step(f"assemble vs cp -r ({REPS}x), re-assemble ({REPS}x)")
@@ -795,6 +802,8 @@ def main() -> int:
         from s3bench import bench_s3
 
         bench_s3(env, medium, assets, WORK, lambda e, *a: timed_bundler(server, e, *a), median, Row, report)
+        step("S3 jobs next to the AWS CLI (20 ms per request)")
+        report.sections.extend([*table(compare_s3(env, s3_story, assets, WORK, run, BUNDLER)), ""])
         step(f"check vs psql \\copy ({REPS}x)")
         bench_check(server, env, large, medium, report)
         step("assemble of the large story (memory)")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from bundler.db.connect import DatabaseTarget, connection, resolve_target
 from bundler.db.jsonb import JsonTooDeepError
+from bundler.db.sessions import Connections
 from bundler.errors import EnvError, MediaChangedError, StoryNotFoundError, UsageError
 from bundler.pipeline.exported_at import resolve_exported_at
 from bundler.pipeline.plan.planner import analyze, plan
@@ -44,7 +45,8 @@ __all__ = ["AssembleOptions", "CheckOptions", "StoryReport", "assemble", "check"
 
 @dataclass(frozen=True)
 class CheckOptions:
-    database: DatabaseTarget | str | None = None  # a URL, else DATABASE_URL, PG* or the embedded server
+    # a URL, else DATABASE_URL, PG* or the embedded server; a batch passes its per-worker Connections
+    database: DatabaseTarget | str | Connections | None = None
     assets_root: str | Path | MediaSource | None = None  # a folder or s3:// URL (default: BUNDLER_ASSETS_ROOT)
     strict: bool = False  # every warning counts as an error
     jobs: int | None = None  # parallel workers (default: the CPUs this process may use)
@@ -174,9 +176,13 @@ def plan_story(
 
     exported_at = options.exported_at if isinstance(options, AssembleOptions) else None
     database = options.database
-    target = database if isinstance(database, DatabaseTarget) else resolve_target(database)
-    with phases("load"), connection(target) as conn:
-        snapshot = load_snapshot(conn, story_id, lines=lines)
+    with phases("load"):
+        if isinstance(database, Connections):  # a batch: this worker's open connection
+            snapshot = database.run(lambda conn: load_snapshot(conn, story_id, lines=lines))
+        else:
+            target = database if isinstance(database, DatabaseTarget) else resolve_target(database)
+            with connection(target) as conn:
+                snapshot = load_snapshot(conn, story_id, lines=lines)
     with phases("plan"):
         analysis = analyze(snapshot)
     with phases("probe"):

@@ -11,7 +11,7 @@ import functools
 import inspect
 import signal
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -147,12 +147,14 @@ def assemble_command(
 ) -> None:
     """Build offline bundles: manifest.json, SHA256SUMS, media and index.html."""
     from bundler import api
+    from bundler.db.sessions import Connections
 
     output = batch.output()
-    with _cancel_on_signals() as cancel, reported_errors(output, _context(batch)):
+    with _cancel_on_signals() as cancel, reported_errors(output, _context(batch)), ExitStack() as stack:
         target, ids = _resolve_stories(batch)
+        sessions = stack.enter_context(Connections(target))  # one connection per worker, not per story
         options = api.AssembleOptions(
-            database=target,
+            database=sessions,
             assets_root=batch.assets_root,
             strict=batch.strict,
             out_dir=out,
@@ -181,14 +183,16 @@ def check_command(
 ) -> None:
     """Run every check of `assemble` and write nothing."""
     from bundler import api
+    from bundler.db.sessions import Connections
 
     if explain is not None:
         _explain(explain)
         return
     output = batch.output()
-    with _cancel_on_signals() as cancel, reported_errors(output, _context(batch)):
+    with _cancel_on_signals() as cancel, reported_errors(output, _context(batch)), ExitStack() as stack:
         target, ids = _resolve_stories(batch)
-        options = api.CheckOptions(database=target, assets_root=batch.assets_root, strict=batch.strict)
+        sessions = stack.enter_context(Connections(target))  # one connection per worker, not per story
+        options = api.CheckOptions(database=sessions, assets_root=batch.assets_root, strict=batch.strict)
 
         def run(story_id: str, workers: int, progress: ProgressSink | None) -> StoryReport:
             return api.check(story_id, options, jobs=workers, cancel=cancel)

@@ -97,12 +97,18 @@ def set_local_timeouts(conn: psycopg.Connection) -> None:
 @contextmanager
 def connection(target: DatabaseTarget, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
     """A connection that turns driver errors into one-line ``DatabaseError`` messages."""
+    conn = connect(target, autocommit=autocommit)
+    with translated_errors(target), conn:
+        yield conn
+
+
+@contextmanager
+def translated_errors(target: DatabaseTarget) -> Iterator[None]:
+    """Driver errors as one-line ``DatabaseError`` messages, the password scrubbed."""
     import psycopg
 
-    conn = connect(target, autocommit=autocommit)
     try:
-        with conn:
-            yield conn
+        yield
     except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
         raise DatabaseError(
             f"The database {target.display} has no story schema ({scrub(str(exc), target.conninfo)}); "
