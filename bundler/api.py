@@ -29,7 +29,7 @@ from bundler.plan.types import BundlePlan
 from bundler.problems import Problem, error
 
 if TYPE_CHECKING:
-    from bundler.storage import MediaSource
+    from bundler.storage import BundleDestination, MediaSource
 
 
 class ProgressSink(Protocol):
@@ -234,6 +234,14 @@ def check(
     )
 
 
+def _refuse_sources(destination: BundleDestination, source: MediaSource, story_id: str) -> None:
+    from bundler.publish import refuse_sources
+    from bundler.storage.local import LocalDestination, LocalSource
+
+    if isinstance(destination, LocalDestination) and isinstance(source, LocalSource):
+        refuse_sources(destination.out / story_id, source.root)
+
+
 def assemble(
     story_id: str,
     *,
@@ -262,6 +270,7 @@ def assemble(
     destination = open_destination(out_dir, jobs)
     destination.claim(story_id, overwrite)
     source = _source(assets_root)
+    _refuse_sources(destination, source, story_id)
     phases = Phases()
     try:
         bundle_plan = diagnose(
