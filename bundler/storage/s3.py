@@ -41,6 +41,7 @@ REQUESTS_PER_JOB = 8  # requests in flight per --jobs: S3 work waits on the netw
 POINTER_NAME = "current.json"
 POINTER_FORMAT = "story-bundle-pointer"
 VERSION_DIGITS = 16
+MAX_KEY_BYTES = 1024  # S3's limit on a key
 _CHUNK = 1 << 20
 
 
@@ -103,6 +104,8 @@ class S3Source(MediaSource):
 
     def probe_one(self, request: MediaRequest) -> MediaStatus:
         key = self.url.key(request.relative)
+        if len(key.encode("utf-8")) > MAX_KEY_BYTES:  # the client panics on such a request URI
+            return MediaStatus(code="missing-media", detail="is not a valid object key (over 1,024 bytes)")
         with self.client.errors(f"reading {request.relative}"):
             try:
                 found = RangedObject(self.client, key)
