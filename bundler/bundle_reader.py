@@ -8,7 +8,6 @@ what this module found.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import tarfile
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NamedTuple, Protocol
 
+from bundler.documents import MAX_DOCUMENT_BYTES, check_size
 from bundler.errors import BundleUnreadableError
 from bundler.manifest import MANIFEST_NAME as MANIFEST
 from bundler.manifest import PLAYER_NAME as PLAYER
@@ -105,6 +105,8 @@ def _digest_chunks(chunks: Iterable[bytes | memoryview], keep: bool, progress: R
         hasher.update(chunk)
         size += count
         if kept is not None:
+            if len(kept) + count > MAX_DOCUMENT_BYTES:  # a text file of the bundle is read whole: capped
+                raise BundleUnreadableError(f"{MANIFEST}, {SUMS} or {PLAYER} is larger than 256 MiB")
             kept += chunk
         if progress:
             progress.advance(count)
@@ -121,6 +123,8 @@ def scan(path: Path | str, reading: Reading | None = None) -> Found:
     if path.is_dir():
         if not (path / MANIFEST).is_file():  # before hashing a folder that is no bundle at all
             raise BundleUnreadableError("it has no manifest.json")
+        if (path / MANIFEST).stat().st_size > MAX_DOCUMENT_BYTES:  # before reading 3 GB of it
+            raise BundleUnreadableError("its manifest.json is larger than 256 MiB")
         return _collect(_directory_entries(path, reading), archive=False)
     if not path.exists():
         raise BundleUnreadableError("it does not exist")
@@ -294,12 +298,12 @@ def _bundle_prefix(names: Mapping[str, object]) -> str:
 
 
 def load_manifest(content: bytes | None) -> dict[str, Any]:
+    from bundler.documents import DocumentError, parse_json
+
     try:
-        manifest = json.loads((content or b"").decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleUnreadableError(f"manifest.json is not valid UTF-8 JSON ({exc})") from None
-    except RecursionError:  # thousands of nested arrays: no manifest looks like that
-        raise BundleUnreadableError("manifest.json is nested too deeply to be a bundle manifest") from None
+        manifest = parse_json(check_size(content or b""))
+    except DocumentError as exc:
+        raise BundleUnreadableError(f"manifest.json {exc}") from None
     if not isinstance(manifest, dict):
         raise BundleUnreadableError("manifest.json is not a JSON object")
     return manifest

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import typer
+from bundler.early_signals import install_if_program
+
+install_if_program()  # the console script imports this module first: signals during the imports too
+
+import typer  # noqa: E402
 
 app = typer.Typer(
     name="bundler",
@@ -79,5 +83,10 @@ def main() -> None:
     # acyclic and die by reference counting: full collections would only re-scan them again and
     # again (10-20% of `check` at 100,000 shots). Young objects are still collected.
     gc.set_threshold(50_000, 1000, 1000)
-    _register(_modules_for(sys.argv[1:]))
-    run_app(app)
+    from bundler.cli.common import run_guarded
+
+    def run() -> None:
+        _register(_modules_for(sys.argv[1:]))
+        run_app(app)
+
+    run_guarded(run)

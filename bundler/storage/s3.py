@@ -283,9 +283,11 @@ def _local_files(root: Path) -> dict[str, int]:
 
 
 def _parse_pointer(data: bytes, where: str) -> dict[str, Any]:
-    try:
-        document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    from bundler.documents import MAX_POINTER_BYTES, DocumentError, check_size, parse_json
+
+    try:  # capped and depth-safe: a pointer nested thousands deep is no pointer, not a crash
+        document = parse_json(check_size(data, MAX_POINTER_BYTES))
+    except DocumentError:
         document = None
     path = document.get("bundlePath") if isinstance(document, dict) else None
     if not isinstance(path, str) or not path.strip("/") or ".." in path.split("/"):
