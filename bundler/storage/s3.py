@@ -89,8 +89,10 @@ class S3Source(MediaSource):
     def open(cls, raw: str) -> S3Source:
         url = S3Url.parse(raw, "Assets root")
         client = S3Client(url.bucket)
-        with client.errors("listing the assets root"):  # reachable, bucket exists, credentials valid
-            client.probe_listing(url.prefix)
+        # reachable, bucket exists, credentials valid; never a listing: a story depends only on its own
+        # keys, and one key elsewhere that the client cannot parse must not fail it
+        with client.errors("reading the assets root"):
+            client.probe_key(url.key(".bundler-probe"))
         return cls(url, client)
 
     def __str__(self) -> str:

@@ -214,6 +214,11 @@ class S3Client:
         stream = obstore.list(self.store, f"{prefix}/" if prefix else None, chunk_size=1)
         next(iter(stream), None)
 
+    def probe_key(self, key: str) -> None:
+        """One GET of a key that need not exist: the endpoint answers, the bucket exists and the
+        credentials are good, without listing (and so parsing) keys nobody asked about."""
+        self.read_all(key)
+
     def listing(self, prefix: str) -> dict[str, ObjectInfo]:
         """Every object under ``prefix/`` by its key relative to the prefix."""
         import obstore
