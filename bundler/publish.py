@@ -63,11 +63,27 @@ def ensure_replaceable(target: Path) -> None:
         and manifest.get("format") == "story-bundle"
         and isinstance(metadata, dict)
         and metadata.get("storyId") == target.name
-    ):
+    ) and not (manifest is None and _damaged_bundle(target)):
         raise OutputExistsError(
             f"{target} exists and is not a bundle of story {target.name} (no story-bundle manifest.json for it); "
             "refusing to replace it."
         )
+
+
+_SUMS_LINE = re.compile(r"[0-9a-f]{64}  \S[^\n]*")
+
+
+def _damaged_bundle(target: Path) -> bool:
+    """A bundle whose manifest.json was damaged (so ``--overwrite`` can repair it): its SHA256SUMS,
+    in sha256sum format, lists manifest.json and index.html, which no folder of sources does."""
+    from bundler.documents import DocumentError, read_text_file
+
+    try:
+        lines = read_text_file(target / "SHA256SUMS").splitlines()
+    except DocumentError:
+        return False
+    names = {line[66:] for line in lines if _SUMS_LINE.fullmatch(line)}
+    return len(names) == len(lines) and {"manifest.json", "index.html"} <= names
 
 
 def refuse_sources(target: Path, assets_root: Path) -> None:

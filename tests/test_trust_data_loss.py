@@ -102,3 +102,13 @@ def test_a_target_holding_the_assets_root_is_refused(
         with pytest.raises(EnvError, match="would hold the assets root"):
             api.assemble(story.story_id, database=database, assets_root=root, out_dir=out, overwrite=True)
     assert tree_files(out) == before
+
+
+def test_overwrite_repairs_a_bundle_whose_manifest_was_damaged(
+    story: StoryBuilder, database: DatabaseTarget, assets_root: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    assert api.assemble(story.story_id, database=database, assets_root=assets_root, out_dir=out).ok
+    (out / story.story_id / "manifest.json").write_bytes(b"\x00garbage")  # its SHA256SUMS still says "bundle"
+    assert api.assemble(story.story_id, database=database, assets_root=assets_root, out_dir=out, overwrite=True).ok
+    assert json.loads((out / story.story_id / "manifest.json").read_text())["format"] == "story-bundle"
