@@ -126,6 +126,7 @@ def assemble(
     destination = open_destination(settings_.out_dir, jobs)
     destination.claim(story_id, settings_.overwrite)
     source = _source(settings_.assets_root)
+    destination.refuse_sources(story_id, source)  # never a target that holds or is inside the sources
     phases = Phases()
     try:
         bundle_plan = plan_story(story_id, replace(settings_, jobs=jobs), source, phases=phases)

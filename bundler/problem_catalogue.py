@@ -97,6 +97,13 @@ _ENTRIES = (
         "Re-create those shots with the `scenelet_ref` of this story's scenelet.",
     ),
     Entry(
+        "duplicate-shot-index",
+        "error",
+        _STORY,
+        "Two shots of one scenelet have one `shot_index` (under different labels); the message names both rows.",
+        "Give each shot of the scenelet its own `shot_index`, or delete the stray row.",
+    ),
+    Entry(
         "root-not-playable",
         "error",
         _STORY,

@@ -7,7 +7,6 @@ what this module found.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tarfile
@@ -25,6 +24,7 @@ from bundler.errors import BundleUnreadableError
 from bundler.media.stream import HEAD as HEAD
 from bundler.media.stream import chunks, stream
 from bundler.problems import Problem, error
+from bundler.support.documents import MAX_DOCUMENT_BYTES, DocumentError, check_size, parse_json
 from bundler.support.progress import ProgressSink
 from bundler.support.workers import run_parallel
 
@@ -78,8 +78,18 @@ def _digest(source: IO[bytes], keep: bool, reading: Reading, size_hint: int) -> 
 
 
 def digest_stream(source: Iterable[bytes | memoryview], keep: bool, progress: ProgressSink | None) -> Digest:
-    done = stream(source, progress=progress.advance if progress else None, keep=keep)
+    done = stream(_capped(source) if keep else source, progress=progress.advance if progress else None, keep=keep)
     return Digest(done.size, done.sha256, done.head, done.content)
+
+
+def _capped(source: Iterable[bytes | memoryview]) -> Iterator[bytes | memoryview]:
+    """A text file of the bundle is kept whole in memory: at most ``MAX_DOCUMENT_BYTES`` of it."""
+    total = 0
+    for chunk in source:
+        total += len(chunk)
+        if total > MAX_DOCUMENT_BYTES:
+            raise BundleUnreadableError(f"{MANIFEST}, {SUMS} or {PLAYER} is larger than 256 MiB")
+        yield chunk
 
 
 def scan_path(path: Path, reading: Reading) -> Found:
@@ -87,6 +97,8 @@ def scan_path(path: Path, reading: Reading) -> Found:
     if path.is_dir():
         if not (path / MANIFEST).is_file():  # before hashing a folder that is no bundle at all
             raise BundleUnreadableError("it has no manifest.json")
+        if (path / MANIFEST).stat().st_size > MAX_DOCUMENT_BYTES:  # before reading 3 GB of it
+            raise BundleUnreadableError("its manifest.json is larger than 256 MiB")
         return collect(_directory_entries(path, reading), archive=False)
     if not path.exists():
         raise BundleUnreadableError("it does not exist")
@@ -234,11 +246,9 @@ def _bundle_prefix(names: Mapping[str, object]) -> str:
 
 def load_manifest(content: bytes | None) -> dict[str, Any]:
     try:
-        manifest = json.loads((content or b"").decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleUnreadableError(f"manifest.json is not valid UTF-8 JSON ({exc})") from None
-    except RecursionError:  # thousands of nested arrays: no manifest looks like that
-        raise BundleUnreadableError("manifest.json is nested too deeply to be a bundle manifest") from None
+        manifest = parse_json(check_size(content or b""))
+    except DocumentError as exc:
+        raise BundleUnreadableError(f"manifest.json {exc}") from None
     if not isinstance(manifest, dict):
         raise BundleUnreadableError("manifest.json is not a JSON object")
     return manifest

@@ -9,7 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-import typer
+from bundler.support.signals import install_if_program
+
+install_if_program()  # the console script imports this module first: signals during the imports too
+
+import typer  # noqa: E402
 
 app = typer.Typer(
     name="bundler",
@@ -77,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import gc
     import sys
 
-    from bundler.cli.common import run_app
+    from bundler.cli.common import run_app, run_guarded
 
     args = list(sys.argv[1:] if argv is None else argv)
     # A short-lived process whose big allocations (100,000+ shot records, plans, manifests) are
@@ -85,5 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # again (10-20% of `check` at 100,000 shots). Young objects are still collected.
     if argv is None:
         gc.set_threshold(50_000, 1000, 1000)
-    _register(_modules_for(args))
-    return run_app(app, args)
+
+    def run() -> int:
+        _register(_modules_for(args))
+        return run_app(app, args)
+
+    return run_guarded(run, program=argv is None)

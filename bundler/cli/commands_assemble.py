@@ -233,6 +233,10 @@ def _cancel_on_signals() -> Iterator[Cancellation]:
     try:
         yield cancel
     finally:
+        from bundler.support.signals import is_early_handler, settle
+
+        if any(is_early_handler(handler) for handler in previous.values()):
+            settle()  # the work is done: a later signal must not turn its report into an interruption
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
@@ -336,7 +340,8 @@ def _finish(
     from bundler.cli.render import failure_reason, phases_line, print_problems, summary_line, summary_table
 
     console = stderr_console()
-    if cancel.signum is not None:
+    # a signal that came after every story had finished stopped nothing: report what was done
+    if cancel.signum is not None and any(r.exit_code >= 128 for r in reports):
         _finish_interrupted(reports, output, cancel.signum, batch=batch)
 
     for report in reports:

@@ -7,7 +7,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, NoReturn
@@ -113,12 +113,19 @@ def _console(*, stderr: bool) -> Any:
 REPORT_VERSION = 1  # of the --json documents (`bundler schema report`)
 
 
+_emitted: list[bool] = []  # a JSON document went out: an interruption after it adds none
+
+
 def emit_json(document: dict[str, Any]) -> None:
     from bundler import __version__
 
     document = {**document, "reportVersion": REPORT_VERSION, "generator": f"bundler {__version__}"}
-    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
+    _emitted.append(True)
+    try:
+        sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # a reader that closed early: the exit code still tells the outcome
+        _quiet_stdout()
 
 
 def fail(code: int) -> NoReturn:
@@ -136,6 +143,9 @@ def reported_errors(output: Output, json_context: dict[str, Any] | None = None) 
         yield
     except (typer.Exit, typer.Abort, typer.BadParameter, KeyboardInterrupt):
         raise
+    except BrokenPipeError:  # `bundler stories | head -1`: the reader has all it wanted
+        _quiet_stdout()
+        fail(0)
     except BundlerError as exc:
         _report_failure(output, exc.exit_code, str(exc), json_context, exc)
     except Exception as exc:  # a bug: short message, traceback only with --debug
@@ -200,3 +210,46 @@ def run_app(app: typer.Typer, args: list[str]) -> int:
         print(exc.code, file=sys.stderr)
         return 1
     return 0
+
+
+def run_guarded(run: Callable[[], int], *, program: bool) -> int:
+    """The whole command: a pipe closed early ends quietly; a signal before the run's handlers
+    (``support.signals``) gives one line, 128 + N and, with --json, one document.
+
+    ``program``: this is the process itself (not a test calling ``main``), so once the outcome
+    is reported, signals wait: the interpreter's shutdown would otherwise end it as killed."""
+    from bundler.errors import Interrupted
+    from bundler.support.signals import started
+
+    try:
+        started()
+        code = run()
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
+    except Interrupted as exc:
+        try:
+            sys.stderr.write(f"error: {exc}\n")
+            if "--json" in sys.argv[1:] and not _emitted:
+                emit_json({"ok": False, "stories": [], "error": {"exitCode": exc.exit_code, "message": str(exc)}})
+        except BrokenPipeError:
+            _quiet_stdout()
+        return exc.exit_code
+    if program:
+        _hold_signals()
+    return code
+
+
+def _hold_signals() -> None:
+    # everything is reported: the interpreter's shutdown resets the handlers to the default, so a
+    # signal now would end the process as killed (-15) after it reported its outcome; it waits instead
+    import signal
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+def _quiet_stdout() -> None:
+    # the reader is gone: later flushes (at exit too) must not raise again
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

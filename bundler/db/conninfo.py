@@ -71,5 +71,18 @@ def scrub(message: str, conninfo: str) -> str:
     if password:
         secrets |= {password, quote(password, safe=""), quote(password), quote_plus(password)}
     for secret in sorted(secrets - {""}, key=len, reverse=True):
-        message = message.replace(secret, "***")
+        message = _remove_secret(message, secret)
     return " ".join(redact(message).split())
+
+
+# a long password never occurs in a message by chance: removed wherever it is. A short one
+# ("a", "at", "5432") is removed only where libpq quotes a value back ("..."), the one place
+# its text can hold it: prose stays intact ("failed", "server at", ".s.PGSQL.5432") and shows
+# nothing about the password, not even where its letters are
+_DISTINCTIVE = 8
+
+
+def _remove_secret(message: str, secret: str) -> str:
+    if len(secret) >= _DISTINCTIVE:
+        return message.replace(secret, "***")
+    return re.sub(rf"""(["']){re.escape(secret)}\1""", r"\1***\1", message)

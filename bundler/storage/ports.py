@@ -98,6 +98,9 @@ class BundleDestination(ABC):
     def claim(self, story_id: str, overwrite: bool) -> None:
         """Fail early (``OutputExistsError``) when a bundle exists and ``overwrite`` is off."""
 
+    def refuse_sources(self, story_id: str, source: MediaSource) -> None:  # noqa: B027  # most have nothing to refuse
+        """Fail (``EnvError``) when the story's target would hold or replace ``source``'s media."""
+
     @abstractmethod
     def staging(self, story_id: str) -> AbstractContextManager[Path]:
         """An empty local folder to build in, removed on exit unless it was published."""

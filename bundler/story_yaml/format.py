@@ -19,6 +19,7 @@ import yaml
 
 from bundler.errors import InputError
 from bundler.media.structure import MediaKind
+from bundler.support.documents import DocumentError, read_text_file
 
 FORMAT = "bundler-story/1"
 ROLES = ("root", "branch", "linear", "terminal")
@@ -429,15 +430,14 @@ def _parse_shot(r: _Reader, item: Any, where: str, line: int) -> ShotDoc:
     )
 
 
+MAX_STORY_FILE_BYTES = 64 * 1024 * 1024  # a 100,000-shot story is far smaller
+
+
 def load_story_file(path: Path) -> StoryDoc:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise StoryFileError(f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise StoryFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise StoryFileError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:  # capped, and a regular file: /dev/zero or a FIFO is refused at once
+        text = read_text_file(path, MAX_STORY_FILE_BYTES)
+    except DocumentError as exc:
+        raise StoryFileError(f"{path}: {exc}") from None
     return parse_story(text, str(path))
 
 

@@ -30,10 +30,10 @@ class Shard:
         k_text, slash, n_text = value.strip().partition("/")
         if k_text == "auto":
             index_text = environ.get(INDEX_VARIABLE, "").strip()
-            if not index_text.isdigit():
+            if not (index_text.isascii() and index_text.isdigit()):
                 raise UsageError(f"--shard auto/N needs {INDEX_VARIABLE} (0-based), which is {index_text or 'unset'}.")
             k_text = str(int(index_text) + 1)
-        if not (slash and k_text.isdigit() and n_text.isdigit()):
+        if not (slash and _number(k_text) and _number(n_text)):
             raise UsageError(f"--shard {value!r} is not K/N (e.g. 2/8) or auto/N.")
         shard = cls(int(k_text), int(n_text))
         if not 1 <= shard.index <= shard.count:
@@ -50,3 +50,8 @@ class Shard:
 def shard_of(story_id: str, count: int) -> int:
     """The 1-based shard of ``story_id`` (canonical UUID text) among ``count``."""
     return int(hashlib.sha256(story_id.encode("ascii")).hexdigest(), 16) % count + 1
+
+
+def _number(text: str) -> bool:
+    # str.isdigit() accepts superscripts and other digits int() refuses: ASCII only
+    return text.isascii() and text.isdigit()

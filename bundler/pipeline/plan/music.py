@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -70,10 +72,20 @@ def _loads_or_none(text: str) -> Any:
 _FORBIDDEN = re.compile(r'[\\/:*?"<>|#%\x00-\x1f\x7f-\x9f]')
 
 
+MAX_CUE_NAME_BYTES = 100  # then "-" + 8 hex: with "-NN" and ".m4a" far below the 255-byte file name limit
+
+
 def sanitize_cue_file_name(cue_name: str) -> str:
-    """``\\ / : * ? " < > | # %`` and control characters become ``-``, whitespace runs collapse, ends trimmed."""
-    cleaned = " ".join(_FORBIDDEN.sub("-", cue_name).split())
-    return cleaned or "music-cue"
+    """``\\ / : * ? " < > | # %``, control and format characters (bidi controls, zero-width) become
+    ``-``, whitespace runs collapse, ends trimmed; a name over 100 bytes is cut at a character
+    boundary and gets ``-`` and 8 hex digits of the cue name's SHA-256 (DESIGN §3)."""
+    replaced = "".join("-" if unicodedata.category(ch) in ("Cf", "Cs", "Co") else ch for ch in cue_name)
+    cleaned = " ".join(_FORBIDDEN.sub("-", replaced).split()) or "music-cue"
+    if len(cleaned.encode("utf-8")) <= MAX_CUE_NAME_BYTES:
+        return cleaned
+    cut = cleaned.encode("utf-8")[:MAX_CUE_NAME_BYTES].decode("utf-8", errors="ignore").rstrip()
+    digest = hashlib.sha256(cue_name.encode("utf-8", errors="surrogatepass")).hexdigest()[:8]
+    return f"{cut}-{digest}"
 
 
 def unique_file_names(cue_names: Iterable[str]) -> list[str]:

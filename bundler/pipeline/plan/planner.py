@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from bundler.media.paths import UnsafePath, is_skipped, normalize_stored_path
 from bundler.media.structure import MediaKind
 from bundler.pipeline.plan.music import RawCue, parse_cues, unique_file_names
+from bundler.pipeline.plan.shot_rows import duplicate_shot_indexes
 from bundler.pipeline.plan.tree import StoryTree, build_tree
 from bundler.pipeline.plan.types import (
     BundlePlan,
@@ -80,6 +81,7 @@ def analyze(snapshot: StorySnapshot) -> Analysis:
             )
         )
     shots_by_ref = {ref: tuple(sorted(shots, key=lambda s: s.shot_index)) for ref, shots in grouped.items()}
+    problems.extend(duplicate_shot_indexes(shots_by_ref))
     cues, cue_problems = parse_cues(snapshot.story.audio_design_document)
     problems.extend(cue_problems)
 

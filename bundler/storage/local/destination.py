@@ -14,15 +14,17 @@ from bundler.bundle.archive import archive_path, archive_timestamp, build_archiv
 from bundler.bundle.manifest import MANIFEST_NAME, SUMS_NAME
 from bundler.errors import EnvError
 from bundler.storage.local.records import read_seal, seal_bundle
+from bundler.storage.local.source import LocalSource
 from bundler.storage.local.staging import (
     ensure_target_free,
     prepare_out_dir,
     publish,
+    refuse_sources,
     run_scratch,
     scratch_file,
     staging_dir,
 )
-from bundler.storage.ports import ArchiveFormat, BundleDestination, PreviousBundle, Published, Staged
+from bundler.storage.ports import ArchiveFormat, BundleDestination, MediaSource, PreviousBundle, Published, Staged
 
 
 class LocalDestination(BundleDestination):
@@ -38,6 +40,10 @@ class LocalDestination(BundleDestination):
 
     def claim(self, story_id: str, overwrite: bool) -> None:
         ensure_target_free(self.out / story_id, overwrite)
+
+    def refuse_sources(self, story_id: str, source: MediaSource) -> None:
+        if isinstance(source, LocalSource):
+            refuse_sources(self.out / story_id, source.root)
 
     def staging(self, story_id: str) -> AbstractContextManager[Path]:
         return staging_dir(self.out, story_id)

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bundler.errors import EnvError, OutputExistsError
+from bundler.support.documents import DocumentError, load_json_file, read_text_file
 
 STAGING_MARK = ".partial-"
 LOCK_SUFFIX = ".lock"
@@ -41,8 +42,52 @@ def prepare_out_dir(out_dir: Path) -> Path:
 
 
 def ensure_target_free(target: Path, overwrite: bool) -> None:
-    if (target.exists() or target.is_symlink()) and not overwrite:
-        raise OutputExistsError(f"Bundle {target} already exists; pass --overwrite to replace it.")
+    if target.exists() or target.is_symlink():
+        if not overwrite:
+            raise OutputExistsError(f"Bundle {target} already exists; pass --overwrite to replace it.")
+        ensure_replaceable(target)
+
+
+def ensure_replaceable(target: Path) -> None:
+    """``--overwrite`` replaces only a bundle of this very story (DESIGN §4); anything else stays as it is."""
+    if target.is_symlink() or not target.is_dir():
+        raise OutputExistsError(f"{target} exists and is not a bundle folder; refusing to replace it.")
+    try:
+        manifest = load_json_file(target / "manifest.json")
+    except DocumentError:
+        manifest = None
+    metadata = manifest.get("metadata") if isinstance(manifest, dict) else None
+    if not (
+        isinstance(manifest, dict)
+        and manifest.get("format") == "story-bundle"
+        and isinstance(metadata, dict)
+        and metadata.get("storyId") == target.name
+    ) and not (manifest is None and _damaged_bundle(target)):
+        raise OutputExistsError(
+            f"{target} exists and is not a bundle of story {target.name} (no story-bundle manifest.json for it); "
+            "refusing to replace it."
+        )
+
+
+_SUMS_LINE = re.compile(r"[0-9a-f]{64}  \S[^\n]*")
+
+
+def _damaged_bundle(target: Path) -> bool:
+    """A bundle whose manifest.json was damaged (so ``--overwrite`` can repair it): its SHA256SUMS,
+    in sha256sum format, lists manifest.json and index.html, which no folder of sources does."""
+    try:
+        lines = read_text_file(target / "SHA256SUMS").splitlines()
+    except DocumentError:
+        return False
+    names = {line[66:] for line in lines if _SUMS_LINE.fullmatch(line)}
+    return len(names) == len(lines) and {"manifest.json", "index.html"} <= names
+
+
+def refuse_sources(target: Path, assets_root: Path) -> None:
+    """An ``--out`` whose target folder is, or holds, the assets root would replace the sources."""
+    target = target.resolve()
+    if target == assets_root or target in assets_root.parents:
+        raise EnvError(f"The bundle folder {target} would hold the assets root {assets_root}; choose another --out.")
 
 
 def remove_stale_staging(out_dir: Path, name: str) -> None:
@@ -161,8 +206,7 @@ def publish(
     if target.exists() or target.is_symlink():
         if not overwrite:
             raise OutputExistsError(f"Bundle {target} already exists; pass --overwrite to replace it.")
-        if target.is_symlink() or not target.is_dir():
-            raise OutputExistsError(f"{target} exists and is not a bundle folder; refusing to replace it.")
+        ensure_replaceable(target)  # checked again: it may have changed since the run began
         if unchanged:
             _place_archive(archive)
             shutil.rmtree(staging, ignore_errors=True)

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from bundler.errors import EnvError, UsageError
+from bundler.errors import BundlerError, EnvError, UsageError
 from bundler.storage.ports import S3_SCHEME
 
 if TYPE_CHECKING:
@@ -79,8 +80,37 @@ class Changed(Exception):
     """The object no longer has the version (ETag) it was checked at."""
 
 
+def shown_endpoint(endpoint: str) -> str:
+    """The endpoint for messages: scheme, host, port and path, without ``user:password@``."""
+    return _USER_INFO.sub(r"\1", endpoint)
+
+
+# anything between "scheme://" and the last "@" before the host ends
+_USER_INFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
+
+
+def _check_endpoint(endpoint: str, shown: str) -> None:
+    """One line for an endpoint the client would panic on (a space, a control character, no host)."""
+    if not endpoint:
+        return
+    try:
+        parts = urlsplit(endpoint)
+        _ = parts.port  # a port that is not a number raises here
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid or any(ch.isspace() or not ch.isprintable() for ch in endpoint):
+        raise EnvError(f"AWS_ENDPOINT_URL {shown!r} is not an http:// or https:// URL of a host.")
+
+
+def _is_panic(exc: BaseException) -> bool:
+    """A Rust panic inside the client (pyo3's PanicException derives from BaseException)."""
+    return type(exc).__name__ == "PanicException"
+
+
 def _redact(text: str) -> str:
     """The gist of a client error on one line (the S3 error code, else the last cause), no credentials."""
+    text = _USER_INFO.sub(r"\1", text)
     code = re.search(r"<Code>([^<]{1,80})</Code>", text)
     lines = text.strip().splitlines()
     line = code.group(1) if code else (lines[0].rsplit(" - ", 1)[-1] if lines else "unknown error")
@@ -100,8 +130,15 @@ class S3Client:
         except ImportError:
             raise EnvError(EXTRA_HINT) from None
         self.bucket = bucket
-        self.endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
-        self.store: S3Store = S3Store(bucket, **_store_options(self.endpoint))
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
+        self.endpoint = shown_endpoint(endpoint)  # for messages: never its user-info
+        _check_endpoint(endpoint, self.endpoint)
+        try:
+            self.store: S3Store = S3Store(bucket, **_store_options(endpoint))
+        except BaseException as exc:  # the client's own checks, Rust panics included
+            if not isinstance(exc, Exception) and not _is_panic(exc):
+                raise
+            raise EnvError(f"S3 client cannot be configured for {self.where()}: {_redact(str(exc))}.") from None
 
     def where(self) -> str:
         return f"bucket {self.bucket!r}" + (f" at {self.endpoint}" if self.endpoint else "")
@@ -120,7 +157,11 @@ class S3Client:
             if "NoSuchBucket" in str(exc):
                 raise EnvError(f"S3 {self.where()} does not exist.") from None
             raise
-        except (BaseError, OSError, ValueError) as exc:
+        except (NotFound, EmptyObject, Changed, BundlerError):
+            raise  # ours: the caller decides
+        except BaseException as exc:  # anything from the client, a Rust panic included, is one line
+            if not isinstance(exc, (BaseError, Exception)) and not _is_panic(exc):
+                raise  # KeyboardInterrupt, SystemExit
             reason = _redact(str(exc))
             if reason in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied") or "403" in reason:
                 reason = f"bad credentials or no permission ({reason})"
@@ -173,6 +214,11 @@ class S3Client:
 
         stream = obstore.list(self.store, f"{prefix}/" if prefix else None, chunk_size=1)
         next(iter(stream), None)
+
+    def probe_key(self, key: str) -> None:
+        """One GET of a key that need not exist: the endpoint answers, the bucket exists and the
+        credentials are good, without listing (and so parsing) keys nobody asked about."""
+        self.read_all(key)
 
     def listing(self, prefix: str) -> dict[str, ObjectInfo]:
         """Every object under ``prefix/`` by its key relative to the prefix."""

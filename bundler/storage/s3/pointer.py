@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from bundler.errors import EnvError
+from bundler.support.documents import MAX_POINTER_BYTES, DocumentError, check_size, parse_json
 
 POINTER_NAME = "current.json"
 POINTER_FORMAT = "story-bundle-pointer"
@@ -26,9 +27,9 @@ def pointer_document(story_id: str, version: str, manifest_sha: str, archive_nam
 
 
 def parse_pointer(data: bytes, where: str) -> dict[str, Any]:
-    try:
-        document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    try:  # capped and depth-safe: a pointer nested thousands deep is no pointer, not a crash
+        document = parse_json(check_size(data, MAX_POINTER_BYTES))
+    except DocumentError:
         document = None
     path = document.get("bundlePath") if isinstance(document, dict) else None
     if not isinstance(path, str) or not path.strip("/") or ".." in path.split("/"):

@@ -25,6 +25,7 @@ from bundler.storage.s3.client import Changed, EmptyObject, NotFound, S3Client, 
 from bundler.support.workers import run_parallel
 
 HEAD_WINDOW = 64 * 1024  # one ranged GET: every header we check, and all of a small file
+MAX_KEY_BYTES = 1024  # S3's limit on a key
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +78,10 @@ class S3Source(MediaSource):
     def open(cls, raw: str) -> S3Source:
         url = S3Url.parse(raw, "Assets root")
         client = S3Client(url.bucket)
-        with client.errors("listing the assets root"):  # reachable, bucket exists, credentials valid
-            client.probe_listing(url.prefix)
+        # reachable, bucket exists, credentials valid; never a listing: a story depends only on its own
+        # keys, and one key elsewhere that the client cannot parse must not fail it
+        with client.errors("reading the assets root"):
+            client.probe_key(url.key(".bundler-probe"))
         return cls(url, client)
 
     def __str__(self) -> str:
@@ -90,6 +93,8 @@ class S3Source(MediaSource):
 
     def probe_one(self, request: MediaRequest) -> MediaStatus:
         key = self.url.key(request.relative)
+        if len(key.encode("utf-8")) > MAX_KEY_BYTES:  # the client panics on such a request URI
+            return MediaStatus(code="missing-media", detail="is not a valid object key (over 1,024 bytes)")
         with self.client.errors(f"reading {request.relative}"):
             try:
                 found = RangedObject(self.client, key)
