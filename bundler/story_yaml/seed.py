@@ -10,13 +10,8 @@ Order of work, so that nothing is ever half-written:
 
 from __future__ import annotations
 
-import filecmp
-import os
-import shutil
-import uuid
 from collections.abc import Sequence
-from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,21 +20,12 @@ import psycopg
 
 from bundler.db.connect import set_local_timeouts
 from bundler.db.repository import Repository
-from bundler.errors import EnvError, InputError
-from bundler.media.paths import UnsafePath, is_skipped, normalize_stored_path
-from bundler.pipeline.plan.music import parse_cues
+from bundler.errors import InputError
 from bundler.pipeline.plan.tree import build_tree
 from bundler.records import NewShot, SceneletRecord
-from bundler.storage.local.files import MediaProblem, check_source
-from bundler.story_yaml.format import (
-    SceneletDoc,
-    StoryDoc,
-    StoryFileError,
-    derive_created_at,
-    load_story_file,
-    role_of,
-    stored_paths,
-)
+from bundler.story_yaml.format import SceneletDoc, StoryDoc, StoryFileError, role_of
+from bundler.story_yaml.parse import derive_created_at, load_story_file
+from bundler.story_yaml.seed_media import Installed, MediaCopy, install_media, plan_media
 
 
 class StoryExistsError(InputError):
@@ -84,12 +70,6 @@ class PlannedScenelet:
     sequence: int
 
 
-@dataclass(frozen=True)
-class MediaCopy:
-    source: Path  # checked file inside the media folder
-    relative: str  # destination, relative to the assets root
-
-
 def seed_file(
     conn: psycopg.Connection, path: Path, assets_root: Path, *, if_missing: bool = False, replace: bool = False
 ) -> SeedResult:
@@ -130,42 +110,7 @@ def _write(
                 else:
                     raise StoryExistsError(doc.id)
             _refuse_foreign_scenelets(conn, doc)
-            repo.create_story(
-                doc.title,
-                doc.initial_prompt,
-                story_id=doc.id,
-                audio_design_document=doc.audio_design_document,
-                created_at=doc.created_at,
-            )
-            shots = 0
-            for item in planned:
-                scenelet = item.doc
-                repo.create_scenelet(
-                    doc.id,
-                    scenelet.content,
-                    scenelet_id=scenelet.id,
-                    parent_id=scenelet.parent,
-                    choice_label_from_parent=scenelet.choice_label,
-                    choice_prompt=scenelet.choice_prompt,
-                    is_branch_point=scenelet.branch_point,
-                    is_terminal_node=scenelet.terminal,
-                    branch_audio_file_path=scenelet.branch_audio,
-                    created_at=item.created_at,
-                )
-                if scenelet.shots:
-                    # one label per scenelet: plan_scenelets checked the overrides agree across its shots
-                    first = scenelet.shots[0]
-                    repo.create_scenelet_shots(
-                        doc.id,
-                        scenelet.id,
-                        first.stored_label or item.label,
-                        first.stored_sequence or item.sequence,
-                        [
-                            NewShot(s.index, s.storyboard, s.key_frame, s.audio, s.video, item.created_at)
-                            for s in scenelet.shots
-                        ],
-                    )
-                    shots += len(scenelet.shots)
+            shots = _write_rows(repo, doc, planned)
             # media last, still inside the transaction: a copy failure rolls the rows back
             install_media(copies, root, installed, replace=replace)
     except BaseException:
@@ -173,6 +118,47 @@ def _write(
         raise
     installed.commit()
     return SeedResult(doc.id, doc.title, len(planned), shots, len(copies))
+
+
+def _write_rows(repo: Repository, doc: StoryDoc, planned: Sequence[PlannedScenelet]) -> int:
+    """The story, its scenelets and their shots through the pipeline's Repository API; the shot count."""
+    repo.create_story(
+        doc.title,
+        doc.initial_prompt,
+        story_id=doc.id,
+        audio_design_document=doc.audio_design_document,
+        created_at=doc.created_at,
+    )
+    shots = 0
+    for item in planned:
+        scenelet = item.doc
+        repo.create_scenelet(
+            doc.id,
+            scenelet.content,
+            scenelet_id=scenelet.id,
+            parent_id=scenelet.parent,
+            choice_label_from_parent=scenelet.choice_label,
+            choice_prompt=scenelet.choice_prompt,
+            is_branch_point=scenelet.branch_point,
+            is_terminal_node=scenelet.terminal,
+            branch_audio_file_path=scenelet.branch_audio,
+            created_at=item.created_at,
+        )
+        if scenelet.shots:
+            # one label per scenelet: plan_scenelets checked the overrides agree across its shots
+            first = scenelet.shots[0]
+            repo.create_scenelet_shots(
+                doc.id,
+                scenelet.id,
+                first.stored_label or item.label,
+                first.stored_sequence or item.sequence,
+                [
+                    NewShot(s.index, s.storyboard, s.key_frame, s.audio, s.video, item.created_at)
+                    for s in scenelet.shots
+                ],
+            )
+            shots += len(scenelet.shots)
+    return shots
 
 
 def _refuse_foreign_scenelets(conn: psycopg.Connection, doc: StoryDoc) -> None:
@@ -280,140 +266,3 @@ def _check_shots(planned: Sequence[PlannedScenelet], fail: Any) -> None:
                 problem = f"label {key[0]} shot {key[1]} is also stored by {taken[key]}"
                 raise fail(item.doc, f"shots[{i}]", problem, shot.line)
             taken[key] = item.doc.where
-
-
-# --------------------------------------------------------------------------- media
-
-
-def plan_media(doc: StoryDoc, path: Path) -> list[MediaCopy]:
-    """The files to copy from the ``media`` folder; every referenced one must be there and well-formed.
-
-    Music files are not referenced by a stored path (the cue name implies it),
-    so a missing cue file is allowed: music is placed by hand in the pipeline too.
-    """
-    if doc.media is None:
-        return []
-    folder = path.parent / doc.media
-    if not folder.is_dir():
-        raise StoryFileError(f"{path}: media: folder {folder} does not exist")
-    media_root = folder.resolve()
-    copies: dict[str, MediaCopy] = {}
-    for where, line, stored, kind in stored_paths(doc):
-        if is_skipped(stored):
-            continue
-        try:
-            relative = normalize_stored_path(stored)
-            copies[relative] = MediaCopy(Path(check_source(media_root, relative, kind).path), relative)
-        except UnsafePath as exc:
-            raise StoryFileError(f"{path}:{line}: {where}: unsafe path {stored!r}: {exc}") from None
-        except MediaProblem as exc:
-            raise StoryFileError(f"{path}:{line}: {where}: {_media_problem(exc, folder / relative)}") from None
-    cues, _ = parse_cues(doc.audio_design_document)
-    for cue in cues:
-        try:
-            relative = normalize_stored_path(f"{doc.id}/music/{cue.cue_name}.m4a")
-            if not (media_root / relative).exists():
-                continue
-            copies[relative] = MediaCopy(Path(check_source(media_root, relative, "music").path), relative)
-        except UnsafePath as exc:
-            raise StoryFileError(f"{path}: story.audio_design_document: music cue {cue.cue_name!r}: {exc}") from None
-        except MediaProblem as exc:
-            problem = _media_problem(exc, folder / relative)
-            raise StoryFileError(
-                f"{path}: story.audio_design_document: music cue {cue.cue_name!r}: {problem}"
-            ) from None
-    return [copies[key] for key in sorted(copies)]
-
-
-def _media_problem(exc: MediaProblem, file: Path) -> str:
-    # check_source speaks of "the assets root"; here the root is the media folder
-    if exc.code == "missing-media" and "no such file" in str(exc):
-        return f"{file} is missing from the media folder"
-    if exc.code == "unsafe-asset-path":
-        return f"{file} resolves outside the media folder (symlink)"
-    return f"{file} {exc}"
-
-
-@dataclass
-class Installed:
-    """What ``install_media`` changed in the assets root, so that a failed seed can undo it."""
-
-    added: list[Path] = field(default_factory=list)  # files and folders it created
-    replaced: list[tuple[Path, Path]] = field(default_factory=list)  # (target, hard link to the old file)
-
-    def undo(self) -> None:
-        for target, backup in reversed(self.replaced):
-            with suppress(OSError):
-                os.replace(backup, target)
-        remove_added(self.added)
-
-    def commit(self) -> None:
-        for _, backup in self.replaced:
-            with suppress(OSError):
-                backup.unlink()
-
-
-def install_media(copies: Sequence[MediaCopy], root: Path, installed: Installed, *, replace: bool = False) -> None:
-    """Copy into the assets root: stage every file first, then rename each into place.
-
-    A different file already at a target is someone's work: refused unless
-    ``replace``, and then kept (hard-linked) until the caller commits, so a seed
-    that fails later puts it back. ``installed`` records every change.
-    """
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for copy in copies:
-            target = root / copy.relative
-            _make_parents(target.parent, root, installed.added)
-            # a symlinked folder inside the root must not carry the copy outside it
-            if not target.parent.resolve().is_relative_to(root):
-                raise EnvError(f"Refusing to copy {copy.relative}: its folder resolves outside the assets root {root}.")
-            occupied = target.is_symlink() or target.exists()
-            if occupied and target.is_file() and not target.is_symlink() and filecmp.cmp(copy.source, target, False):
-                continue
-            if occupied and not replace and (target.is_symlink() or not target.is_dir()):
-                raise InputError(
-                    f"{target} already exists in the assets root and differs from {copy.source}; "
-                    "nothing was changed (--replace overwrites it)."
-                )
-            temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.seeding")
-            staged.append((temporary, target))
-            shutil.copyfile(copy.source, temporary)
-        for temporary, target in staged:
-            existed = target.exists() or target.is_symlink()
-            if existed and (target.is_symlink() or not target.is_dir()):
-                backup = target.with_name(f".{target.name}.{uuid.uuid4().hex}.replaced")
-                os.link(target, backup, follow_symlinks=False)
-                installed.replaced.append((target, backup))
-            os.replace(temporary, target)
-            if not existed:
-                installed.added.append(target)
-    except OSError as exc:
-        raise EnvError(f"Cannot copy media into the assets root {root}: {exc}") from None
-    finally:
-        for temporary, _ in staged:
-            temporary.unlink(missing_ok=True)
-
-
-def remove_added(added: Sequence[Path]) -> None:
-    """Undo ``install_media``: files first, then the folders it created (newest first)."""
-    for path in reversed(added):
-        try:
-            if path.is_dir() and not path.is_symlink():
-                path.rmdir()
-            else:
-                path.unlink(missing_ok=True)
-        except OSError:
-            pass  # best effort: a folder someone else filled meanwhile stays
-
-
-def _make_parents(folder: Path, root: Path, added: list[Path]) -> None:
-    """``mkdir -p`` that records what it created (the assets root too, if missing)."""
-    missing: list[Path] = []
-    current = folder
-    while not current.exists() and current != current.parent:
-        missing.append(current)
-        current = current.parent
-    for created in reversed(missing):
-        created.mkdir()
-        added.append(created)
