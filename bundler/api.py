@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from bundler.bundle.reader import Reading
     from bundler.bundle.verify import VerifyReport
     from bundler.storage import MediaSource
+    from bundler.storage.ports import KnownFiles
 
 
 class ProgressSink(Protocol):
@@ -134,9 +135,11 @@ def diagnose(
     jobs: int | None = None,
     phases: Phases | None = None,
     lines: bool = True,
+    known: KnownFiles | None = None,
 ) -> BundlePlan:
     """Load, check media and plan one story (no output written); ``lines=False`` plans without the
-    shots' narration scripts (captions), which only the player shows."""
+    shots' narration scripts (captions), which only the player shows; ``known``: source records a
+    source may trust (``BundleDestination.known``)."""
     from bundler.pipeline.load import load_snapshot
 
     phase = phases or Phases()
@@ -147,7 +150,7 @@ def diagnose(
     with phase("plan"):
         analysis = analyze(snapshot)
     with phase("probe"):
-        media = source.probe(analysis.requests, jobs or default_jobs())
+        media = source.probe(analysis.requests, jobs or default_jobs(), known)
     with phase("plan"):
         return plan(analysis, media, resolve_exported_at(exported_at, snapshot))
 
@@ -262,59 +265,70 @@ def assemble(
     jobs = jobs or default_jobs()
     destination = open_destination(out_dir, jobs)
     destination.claim(story_id, overwrite)
-    source = _source(assets_root)
-    phases = Phases()
-    try:
-        bundle_plan = diagnose(
-            story_id, database=database, assets_root=source, exported_at=exported_at, jobs=jobs, phases=phases
-        )
-    except (StoryNotFoundError, JsonTooDeepError) as exc:
-        return _unreadable(story_id, exc, started)
-    stats: dict[str, Any] = _plan_stats(bundle_plan, strict)
-    problems = _reported(bundle_plan, strict)
-    if _failed(bundle_plan, strict):
-        stats.update(seconds=round(time.perf_counter() - started, 3), phases=phases.seconds)
-        return StoryReport(story_id, False, problems, stats, title=bundle_plan.title)
-    if archive is not None:  # before anything is written: a time the format cannot store is a usage error
-        check_archive_time(archive, archive_timestamp(bundle_plan.exported_at))
-    check_cancel(cancel)
+    known = destination.known(story_id)  # what the last publish recorded about its media
+    with _source(assets_root).for_assemble() as source:
+        phases = Phases()
+        try:
+            bundle_plan = diagnose(
+                story_id,
+                database=database,
+                assets_root=source,
+                exported_at=exported_at,
+                jobs=jobs,
+                phases=phases,
+                known=known,
+            )
+        except (StoryNotFoundError, JsonTooDeepError) as exc:
+            return _unreadable(story_id, exc, started)
+        stats: dict[str, Any] = _plan_stats(bundle_plan, strict)
+        problems = _reported(bundle_plan, strict)
+        if _failed(bundle_plan, strict):
+            stats.update(seconds=round(time.perf_counter() - started, 3), phases=phases.seconds)
+            return StoryReport(story_id, False, problems, stats, title=bundle_plan.title)
+        if archive is not None:  # before anything is written: a time the format cannot store is a usage error
+            check_archive_time(archive, archive_timestamp(bundle_plan.exported_at))
+        check_cancel(cancel)
 
-    copies = bundle_plan.files()
-    if progress:
-        progress.start(story_id, sum(c.source.size for c in copies))
-
-    def advance(count: int) -> None:
-        check_cancel(cancel)  # between chunks: an interrupted copy stops within a megabyte
+        copies = bundle_plan.files()
         if progress:
-            progress.advance(story_id, count)
+            progress.start(story_id, sum(c.source.size for c in copies))
 
-    try:
-        with destination.staging(story_id) as staging:
-            previous = destination.previous(story_id)
-            try:
-                with phases("build"):
-                    built = build_bundle(bundle_plan, staging, jobs, advance, source=source, previous=previous)
-            except OSError as exc:  # disk full, read-only, quota: name the path that failed
-                where = exc.filename or staging
-                message = f"Cannot build the bundle of {story_id} in {destination}: {exc.strerror or exc} ({where})."
-                raise EnvError(message) from None
-            check_cancel(cancel)
-            # the archive is built from staging and published with the bundle, both or neither;
-            # an interrupt is honoured until the swap starts, never halfway through it
-            with phases("publish"):
-                staged = Staged(story_id, staging, bundle_plan.exported_at, built.unchanged_since)
-                published = destination.publish(staged, overwrite, archive, lambda: check_cancel(cancel))
-    except MediaChangedError as exc:
-        problems = (*problems, media_changed_problem(bundle_plan, exc))
-        stats.update(errors=stats["errors"] + 1, seconds=round(time.perf_counter() - started, 3))
-        return StoryReport(story_id, False, problems, stats, title=bundle_plan.title)
-    stats.update(
-        files=len(built.files) + 2,  # + manifest.json and SHA256SUMS
-        bytes=sum(entry.bytes for entry in built.files) + published.text_bytes,
-        seconds=round(time.perf_counter() - started, 3),
-        phases=phases.seconds,
-    )
-    return StoryReport(story_id, True, problems, stats, published.bundle, published.archive, bundle_plan.title)
+        def advance(count: int) -> None:
+            check_cancel(cancel)  # between chunks: an interrupted copy stops within a megabyte
+            if progress:
+                progress.advance(story_id, count)
+
+        try:
+            with destination.staging(story_id) as staging:
+                previous = destination.previous(story_id)
+                try:
+                    with phases("build"):
+                        built = build_bundle(bundle_plan, staging, jobs, advance, source=source, previous=previous)
+                except OSError as exc:  # disk full, read-only, quota: name the path that failed
+                    where = exc.filename or staging
+                    message = (
+                        f"Cannot build the bundle of {story_id} in {destination}: {exc.strerror or exc} ({where})."
+                    )
+                    raise EnvError(message) from None
+                check_cancel(cancel)
+                # the archive is built from staging and published with the bundle, both or neither;
+                # an interrupt is honoured until the swap starts, never halfway through it
+                with phases("publish"):
+                    staged = Staged(
+                        story_id, staging, bundle_plan.exported_at, built.unchanged_since, built.held, built.sources
+                    )
+                    published = destination.publish(staged, overwrite, archive, lambda: check_cancel(cancel))
+        except MediaChangedError as exc:
+            problems = (*problems, media_changed_problem(bundle_plan, exc))
+            stats.update(errors=stats["errors"] + 1, seconds=round(time.perf_counter() - started, 3))
+            return StoryReport(story_id, False, problems, stats, title=bundle_plan.title)
+        stats.update(
+            files=len(built.files) + 2,  # + manifest.json and SHA256SUMS
+            bytes=sum(entry.bytes for entry in built.files) + published.text_bytes,
+            seconds=round(time.perf_counter() - started, 3),
+            phases=phases.seconds,
+        )
+        return StoryReport(story_id, True, problems, stats, published.bundle, published.archive, bundle_plan.title)
 
 
 def verify(bundle: str | Path, reading: Reading | None = None) -> VerifyReport:
