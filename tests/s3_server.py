@@ -138,6 +138,11 @@ class S3Server(ThreadedMotoServer):  # type: ignore[misc]
         except FileNotFoundError:
             return None
 
+    def etag(self, bucket: str, key: str) -> str:
+        import obstore
+
+        return str(obstore.head(self.store(bucket), key)["e_tag"])
+
     def upload_tree(self, folder: Path, bucket: str, prefix: str) -> None:
         for path in sorted(folder.rglob("*")):
             if path.is_file() and not path.is_symlink():
