@@ -230,3 +230,47 @@ def test_the_pointer_moves_only_from_the_version_the_run_started_from(
     keys = s3_server.keys(s3_bucket, f"r/{b.story_id}/{mine}/")
     assert f"r/{b.story_id}/{mine}/manifest.json" in keys  # its version stays, complete, for a later run
     assert run_cli("verify", f"{out}/{b.story_id}/{mine}").returncode == 0
+
+
+def test_an_interrupt_abandons_requests_to_a_stalled_store_within_two_seconds(
+    conn: psycopg.Connection,
+    database: DatabaseTarget,
+    runner: Runner,
+    assets_root: Path,
+    s3_server: S3Server,
+    s3_bucket: str,
+) -> None:
+    b = long_story(conn, assets_root, scenelets=100)
+    home, env = runner.fresh()
+    args = [*BUNDLER, "assemble", b.story_id, "--database-url", database.conninfo, "--assets-root", str(assets_root)]
+    args += ["--out", f"s3://{s3_bucket}/x", "--jobs", "1", "--json"]
+    process = subprocess.Popen(
+        args, env={**os.environ, **env}, cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        mark = s3_server.mark()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            if any(r.method == "PUT" for r in s3_server.since(mark)):
+                break
+            time.sleep(0.002)
+        s3_server.resume.clear()
+        s3_server.stall.set()  # from now on the store answers nothing
+        time.sleep(0.5)
+        assert process.poll() is None, "the publish finished before the store stalled"
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=20)
+        elapsed = time.monotonic() - signalled
+    finally:
+        s3_server.stall.clear()
+        s3_server.resume.set()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 143, stderr
+    assert elapsed < 2.0, elapsed
+    document = json.loads(stdout)
+    assert document["ok"] is False and document["error"]["exitCode"] == 143
+    assert s3_server.get(s3_bucket, f"x/{b.story_id}/current.json") is None  # nothing published
+    print(f"\nSIGTERM with the store stalled: exited in {elapsed:.2f} s")

@@ -104,7 +104,8 @@ def assemble_command(
             cancel=cancel,
         )
 
-    with _cancel_on_signals() as cancel, reported_errors(output, _context(story_ids, all_stories)):
+    context = _context(story_ids, all_stories)
+    with _cancel_on_signals(output, context) as cancel, reported_errors(output, context):
         target, ids = _resolve_stories(story_ids, all_stories, database_url, shard)
         reports = _run_batch(ids, jobs, output, run, show_progress=True)
     _finish(reports, output, "assembled", "Assembled", batch=_is_batch(story_ids, all_stories), cancel=cancel)
@@ -142,7 +143,8 @@ def check_command(
     def run(story_id: str, workers: int, progress: Any) -> api.StoryReport:
         return api.check(story_id, database=target, assets_root=assets_root, strict=strict, jobs=workers, cancel=cancel)
 
-    with _cancel_on_signals() as cancel, reported_errors(output, _context(story_ids, all_stories)):
+    context = _context(story_ids, all_stories)
+    with _cancel_on_signals(output, context) as cancel, reported_errors(output, context):
         target, ids = _resolve_stories(story_ids, all_stories, database_url, shard)
         reports = _run_batch(ids, jobs, output, run, show_progress=False)
     _finish(reports, output, "checked", "Checked", batch=_is_batch(story_ids, all_stories), cancel=cancel)
@@ -172,19 +174,28 @@ def _context(story_ids: Sequence[str] | None, all_stories: bool) -> dict[str, An
 
 
 @contextmanager
-def _cancel_on_signals() -> Iterator[Cancellation]:
+def _cancel_on_signals(output: Output, context: dict[str, Any]) -> Iterator[Cancellation]:
     """Ctrl-C and SIGTERM ask the run to stop: no new story starts, stories in progress are
-    abandoned at their next chunk (their staging removed, old bundles kept), then exit 128+N."""
+    abandoned at their next chunk (their staging removed, old bundles kept), then exit 128+N;
+    a run stuck on a store that stopped answering is ended after a grace period (``grace``)."""
+    from bundler.cli.grace import Grace
     from bundler.support.cancel import Cancellation
 
     cancel = Cancellation()
+    grace = Grace(output, context)
+
+    def handle(number: int, _frame: Any) -> None:
+        cancel.cancel(number)
+        grace.start(number)
+
     handled = (signal.SIGINT, signal.SIGTERM)
     previous = {signum: signal.getsignal(signum) for signum in handled}
     for signum in handled:
-        signal.signal(signum, lambda number, _frame: cancel.cancel(number))
+        signal.signal(signum, handle)
     try:
         yield cancel
     finally:
+        grace.finish()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
