@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from bundler.bundle.archive import FORMATS, archive_timestamp
 from bundler.api import verify as verify_bundle
+from bundler.bundle.archive import FORMATS, archive_timestamp
 from bundler.errors import EnvError, UsageError
 from bundler.storage.local.destination import write_archive
 from tests.bundle_factory import EXPORTED_AT, make_bundle
