@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from bundler.bundle.verify import VerifyReport
     from bundler.pipeline.build import Built
     from bundler.storage import BundleDestination, MediaSource, Published
-    from bundler.storage.ports import ArchiveFormat
+    from bundler.storage.ports import ArchiveFormat, KnownFiles
 
 __all__ = ["AssembleOptions", "CheckOptions", "StoryReport", "assemble", "check", "parse_story_id", "verify"]
 
@@ -122,34 +122,33 @@ def assemble(
     if settings_.archive is not None and settings_.archive not in FORMATS:
         raise UsageError(f"--archive must be 'zip' or 'tar.gz', not {settings_.archive!r}.")
     stop_if_cancelled(cancel)
-    jobs = settings_.jobs or default_jobs()
-    destination = open_destination(settings_.out_dir, jobs)
+    settings_ = replace(settings_, jobs=settings_.jobs or default_jobs())
+    destination = open_destination(settings_.out_dir, settings_.jobs or 1)
     destination.claim(story_id, settings_.overwrite)
-    source = _source(settings_.assets_root)
-    destination.refuse_sources(story_id, source)  # never a target that holds or is inside the sources
-    phases = Phases()
-    try:
-        bundle_plan = plan_story(story_id, replace(settings_, jobs=jobs), source, phases=phases)
-    except (StoryNotFoundError, JsonTooDeepError) as exc:
-        return _unreadable(story_id, exc, started)
-    stats: dict[str, Any] = _plan_stats(bundle_plan, settings_.strict)
-    problems = _reported(bundle_plan, settings_.strict)
-    if _failed(bundle_plan, settings_.strict):
-        stats.update(seconds=round(time.perf_counter() - started, 3), phases=phases.seconds)
-        return StoryReport(story_id, False, problems, stats, title=bundle_plan.title)
-    if settings_.archive is not None:  # before anything is written: a time the format cannot store is a usage error
-        check_archive_time(settings_.archive, archive_timestamp(bundle_plan.exported_at))
-    stop_if_cancelled(cancel)
-    try:
-        built, published = _build_and_publish(
-            bundle_plan, settings_, jobs, source, destination, phases, progress, cancel
-        )
-    except MediaChangedError as exc:
-        from bundler.pipeline.build import media_changed_problem
+    known = destination.known(story_id)  # what the last publish recorded about its media
+    with _source(settings_.assets_root).for_assemble() as source:
+        destination.refuse_sources(story_id, source)  # never a target that holds or is inside the sources
+        phases = Phases()
+        try:
+            bundle_plan = plan_story(story_id, settings_, source, phases=phases, known=known)
+        except (StoryNotFoundError, JsonTooDeepError) as exc:
+            return _unreadable(story_id, exc, started)
+        stats: dict[str, Any] = _plan_stats(bundle_plan, settings_.strict)
+        problems = _reported(bundle_plan, settings_.strict)
+        if _failed(bundle_plan, settings_.strict):
+            stats.update(seconds=round(time.perf_counter() - started, 3), phases=phases.seconds)
+            return StoryReport(story_id, False, problems, stats, title=bundle_plan.title)
+        if settings_.archive is not None:  # before anything is written: a time the format cannot store is usage
+            check_archive_time(settings_.archive, archive_timestamp(bundle_plan.exported_at))
+        stop_if_cancelled(cancel)
+        try:
+            built, published = _build_and_publish(bundle_plan, settings_, source, destination, phases, progress, cancel)
+        except MediaChangedError as exc:
+            from bundler.pipeline.build import media_changed_problem
 
-        problems = (*problems, media_changed_problem(bundle_plan, exc))
-        stats.update(errors=stats["errors"] + 1, seconds=round(time.perf_counter() - started, 3))
-        return StoryReport(story_id, False, problems, stats, title=bundle_plan.title)
+            problems = (*problems, media_changed_problem(bundle_plan, exc))
+            stats.update(errors=stats["errors"] + 1, seconds=round(time.perf_counter() - started, 3))
+            return StoryReport(story_id, False, problems, stats, title=bundle_plan.title)
     stats.update(
         files=len(built.files) + 2,  # + manifest.json and SHA256SUMS
         bytes=sum(entry.bytes for entry in built.files) + published.text_bytes,
@@ -169,10 +168,17 @@ def verify(bundle: str | Path, reading: Reading | None = None) -> VerifyReport:
 
 
 def plan_story(
-    story_id: StoryId, options: CheckOptions, source: MediaSource, *, phases: Phases, lines: bool = True
+    story_id: StoryId,
+    options: CheckOptions,
+    source: MediaSource,
+    *,
+    phases: Phases,
+    lines: bool = True,
+    known: KnownFiles | None = None,
 ) -> BundlePlan:
     """Load, check media and plan one story (nothing written); ``lines=False`` plans without the
-    shots' narration scripts (captions), which only the player shows."""
+    shots' narration scripts (captions), which only the player shows; ``known``: source records a
+    source may trust (``BundleDestination.known``)."""
     from bundler.pipeline.load import load_snapshot
 
     exported_at = options.exported_at if isinstance(options, AssembleOptions) else None
@@ -187,7 +193,7 @@ def plan_story(
     with phases("plan"):
         analysis = analyze(snapshot)
     with phases("probe"):
-        media = source.probe(analysis.requests, options.jobs or default_jobs())
+        media = source.probe(analysis.requests, options.jobs or default_jobs(), known)
     with phases("plan"):
         return plan(analysis, media, resolve_exported_at(exported_at, snapshot))
 
@@ -195,7 +201,6 @@ def plan_story(
 def _build_and_publish(
     bundle_plan: BundlePlan,
     options: AssembleOptions,
-    jobs: int,
     source: MediaSource,
     destination: BundleDestination,
     phases: Phases,
@@ -218,9 +223,8 @@ def _build_and_publish(
     with destination.staging(story_id) as staging:
         try:
             with phases("build"):
-                built = build_bundle(
-                    bundle_plan, staging, jobs, advance, source=source, previous=destination.previous(story_id)
-                )
+                previous = destination.previous(story_id)
+                built = build_bundle(bundle_plan, staging, options.jobs or 1, advance, source=source, previous=previous)
         except OSError as exc:  # disk full, read-only, quota: name the path that failed
             where = exc.filename or staging
             message = f"Cannot build the bundle of {story_id} in {destination}: {exc.strerror or exc} ({where})."
@@ -229,7 +233,9 @@ def _build_and_publish(
         # the archive is built from staging and published with the bundle, both or neither;
         # an interrupt is honoured until the swap starts, never halfway through it
         with phases("publish"):
-            staged = Staged(story_id, staging, bundle_plan.exported_at, built.unchanged_since)
+            staged = Staged(
+                story_id, staging, bundle_plan.exported_at, built.unchanged_since, built.held, built.sources
+            )
             published = destination.publish(
                 staged, options.overwrite, options.archive, lambda: stop_if_cancelled(cancel)
             )

@@ -21,12 +21,18 @@ SECRET_KEY = "test-secret-key-do-not-print"
 _buckets = itertools.count(1)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Request:
     method: str
     path: str  # /bucket/key, percent-decoded
     query: str
     range: str | None
+    copy_source: str | None = None  # x-amz-copy-source: a server-side copy
+    if_match: str | None = None
+    if_none_match: str | None = None
+    received: int = 0  # request body bytes (what the client uploaded)
+    sent: int = 0  # response body bytes (what the client downloaded), counted as they leave
+    status: int = 0
 
 
 class _QuietHandler(MotoRequestHandler):  # type: ignore[misc]
@@ -44,6 +50,9 @@ class S3Server(ThreadedMotoServer):  # type: ignore[misc]
         # transient faults, each used once: whole GETs of these paths ("/bucket/key") fail
         self.unavailable_once: set[str] = set()  # answered 503 Slow Down
         self.cut_once: set[str] = set()  # the connection drops halfway through the body
+        # a store that stops answering: while ``stall`` is set, requests wait (up to 30 s) for ``resume``
+        self.stall = threading.Event()
+        self.resume = threading.Event()
 
     def _server_entry(self) -> None:
         app = DomainDispatcherApplication(create_backend_app)
@@ -54,17 +63,29 @@ class S3Server(ThreadedMotoServer):  # type: ignore[misc]
                 environ.get("PATH_INFO", ""),
                 environ.get("QUERY_STRING", ""),
                 environ.get("HTTP_RANGE"),
+                environ.get("HTTP_X_AMZ_COPY_SOURCE"),
+                environ.get("HTTP_IF_MATCH"),
+                environ.get("HTTP_IF_NONE_MATCH"),
+                int(environ.get("CONTENT_LENGTH") or 0),
             )
             with self.lock:
                 self.requests.append(request)
                 whole_get = request.method == "GET" and not request.range and not request.query
                 unavailable = whole_get and _take(self.unavailable_once, request.path)
                 cut = whole_get and _take(self.cut_once, request.path)
+            if self.stall.is_set():
+                self.resume.wait(30)
             if unavailable:
                 start_response("503 Slow Down", [("Content-Length", "0")])
+                request.status = 503
                 return [b""]
-            body = app(environ, start_response)
-            return _cut_halfway(body) if cut else body  # type: ignore[no-any-return]
+
+            def respond(status: str, headers: Any, *rest: Any) -> Any:
+                request.status = int(status.split()[0])
+                return start_response(status, headers, *rest)
+
+            body = app(environ, respond)
+            return _counted(request, _cut_halfway(body) if cut else body)
 
         self._server = make_server(self._ip_address, self._port, logged, True, request_handler=_QuietHandler)
         self._server_ready_event.set()
@@ -117,6 +138,11 @@ class S3Server(ThreadedMotoServer):  # type: ignore[misc]
         except FileNotFoundError:
             return None
 
+    def etag(self, bucket: str, key: str) -> str:
+        import obstore
+
+        return str(obstore.head(self.store(bucket), key)["e_tag"])
+
     def upload_tree(self, folder: Path, bucket: str, prefix: str) -> None:
         for path in sorted(folder.rglob("*")):
             if path.is_file() and not path.is_symlink():
@@ -141,6 +167,12 @@ def _take(paths: set[str], path: str) -> bool:
         paths.discard(path)
         return True
     return False
+
+
+def _counted(request: Request, body: Iterable[bytes]) -> Iterator[bytes]:
+    for chunk in body:
+        request.sent += len(chunk)
+        yield chunk
 
 
 def _cut_halfway(body: Iterable[bytes]) -> Iterator[bytes]:

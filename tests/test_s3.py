@@ -22,7 +22,7 @@ from tests import test_assemble
 from tests.builders import ShotSpec, StoryBuilder
 from tests.cli_helpers import BUNDLER, json_of, run_cli
 from tests.media_files import png_bytes, write_media
-from tests.s3_server import SECRET_KEY, Request, S3Server
+from tests.s3_server import SECRET_KEY, S3Server
 from tests.test_assemble import tree_files
 
 EXPORTED_AT = "2025-01-02T03:04:05Z"
@@ -87,7 +87,7 @@ def test_bundle_from_a_bucket_is_byte_identical_to_one_from_disk(
     assert tree_files(tmp_path / "bucket" / story.story_id) == disk_files
 
 
-def test_checks_read_a_range_and_copies_one_get_per_file(
+def test_checks_read_a_range_and_a_cold_assemble_reads_each_object_once(
     story: StoryBuilder,
     database: DatabaseTarget,
     assets_root: Path,
@@ -96,23 +96,21 @@ def test_checks_read_a_range_and_copies_one_get_per_file(
     s3_bucket: str,
 ) -> None:
     root = mirror(s3_server, s3_bucket, assets_root)
+    media_bytes = sum(p.stat().st_size for p in assets_root.rglob("*") if p.is_file())
     mark = s3_server.mark()
     report = api.check(story.story_id, database=database, assets_root=root)
-    checks = [r for r in s3_server.since(mark) if _media_get(r)]
+    checks = [r for r in s3_server.since(mark) if r.method == "GET" and r.path.startswith(f"/{s3_bucket}/media/")]
     files = report.stats["files"]
+    checks = [r for r in checks if not r.path.endswith(".bundler-probe")]  # the start-up probe: a 404
     assert files == 11 and len(checks) == files  # the media here are small: one ranged GET covers each
     assert all(r.range and r.range.startswith("bytes=0-") for r in checks)
 
     mark = s3_server.mark()
     assert api.assemble(story.story_id, database=database, assets_root=root, out_dir=tmp_path / "out").ok
-    gets = [r for r in s3_server.since(mark) if _media_get(r)]
-    assert len([r for r in gets if r.range]) == files
-    assert len([r for r in gets if not r.range]) == files  # one whole GET per copied file
-
-
-def _media_get(request: Request) -> bool:
-    """A GET of a media object: not a listing, nor the one GET that checks the assets root is readable."""
-    return request.method == "GET" and "list-type" not in request.query and not request.path.endswith("/.bundler-probe")
+    gets = [r for r in s3_server.since(mark) if r.method == "GET" and not r.path.endswith(".bundler-probe")]
+    assert [r for r in gets if r.range] == []  # checked from the downloaded bytes: no probe read
+    assert sorted(r.path for r in gets) == sorted({r.path for r in gets})  # each object once
+    assert len(gets) == files and sum(r.sent for r in gets) == media_bytes
 
 
 # --- the media rules, on both sources ---------------------------------------------------------
@@ -444,9 +442,9 @@ def test_transient_failures_are_retried(
     assert not s3_server.unavailable_once and not s3_server.cut_once  # both faults happened
     requests = s3_server.since(mark)
     unavailable, cut = (f"/{s3_bucket}/{key}" for key in keys[:2])
-    assert [r.range for r in requests if r.path == unavailable and not r.query][1:] == [None, None]  # 503, again
-    resumed = [r.range for r in requests if r.path == cut and not r.query][1:]  # the check, then the copy
-    assert resumed[0] is None and resumed[1] is not None and not resumed[1].startswith("bytes=0-")  # the rest
+    assert [r.range for r in requests if r.path == unavailable] == [None, None]  # 503, again
+    resumed = [r.range for r in requests if r.path == cut]  # one read, cut off, then the rest of it
+    assert resumed[0] is None and resumed[1] is not None and not resumed[1].startswith("bytes=0-")
     api.assemble(
         story.story_id, database=database, assets_root=assets_root, out_dir=tmp_path / "disk", exported_at=EXPORTED_AT
     )

@@ -46,7 +46,7 @@ def _main_options(
     """Assemble interactive branching stories from PostgreSQL into offline-playable bundles."""
 
 
-COMMAND_MODULES = ("assemble", "db", "export", "verify", "schema")
+COMMAND_MODULES = ("assemble", "db", "export", "verify", "schema", "releases")
 # command word -> the module that defines it (``db`` also holds ``stories``); any other word,
 # --help or a typo registers every module, so a new command works before it is listed here
 _MODULE_OF = {
@@ -57,6 +57,9 @@ _MODULE_OF = {
     "export": "export",
     "verify": "verify",
     "schema": "schema",
+    "releases": "releases",
+    "rollback": "releases",
+    "prune": "releases",
 }
 
 

@@ -150,7 +150,8 @@ def assemble_command(
     from bundler.db.sessions import Connections
 
     output = batch.output()
-    with _cancel_on_signals() as cancel, reported_errors(output, _context(batch)), ExitStack() as stack:
+    context = _context(batch)
+    with _cancel_on_signals(output, context) as cancel, reported_errors(output, context), ExitStack() as stack:
         target, ids = _resolve_stories(batch)
         sessions = stack.enter_context(Connections(target))  # one connection per worker, not per story
         options = api.AssembleOptions(
@@ -189,7 +190,8 @@ def check_command(
         _explain(explain)
         return
     output = batch.output()
-    with _cancel_on_signals() as cancel, reported_errors(output, _context(batch)), ExitStack() as stack:
+    context = _context(batch)
+    with _cancel_on_signals(output, context) as cancel, reported_errors(output, context), ExitStack() as stack:
         target, ids = _resolve_stories(batch)
         sessions = stack.enter_context(Connections(target))  # one connection per worker, not per story
         options = api.CheckOptions(database=sessions, assets_root=batch.assets_root, strict=batch.strict)
@@ -220,21 +222,30 @@ def _context(batch: BatchOptions) -> dict[str, Any]:
 
 
 @contextmanager
-def _cancel_on_signals() -> Iterator[Cancellation]:
+def _cancel_on_signals(output: Output, context: dict[str, Any]) -> Iterator[Cancellation]:
     """Ctrl-C and SIGTERM ask the run to stop: no new story starts, stories in progress are
-    abandoned at their next chunk (their staging removed, old bundles kept), then exit 128+N."""
+    abandoned at their next chunk (their staging removed, old bundles kept), then exit 128+N;
+    a run stuck on a store that stopped answering is ended after a grace period (``grace``)."""
+    from bundler.cli.grace import Grace
     from bundler.support.cancel import Cancellation
 
     cancel = Cancellation()
+    grace = Grace(output, context)
+
+    def handle(number: int, _frame: Any) -> None:
+        cancel.cancel(number)
+        grace.start(number)
+
     handled = (signal.SIGINT, signal.SIGTERM)
     previous = {signum: signal.getsignal(signum) for signum in handled}
     for signum in handled:
-        signal.signal(signum, lambda number, _frame: cancel.cancel(number))
+        signal.signal(signum, handle)
     try:
         yield cancel
     finally:
         from bundler.support.signals import is_early_handler, settle
 
+        grace.finish()
         if any(is_early_handler(handler) for handler in previous.values()):
             settle()  # the work is done: a later signal must not turn its report into an interruption
         for signum, handler in previous.items():

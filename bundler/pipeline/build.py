@@ -16,7 +16,7 @@ import hashlib
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,16 +38,21 @@ from bundler.problems import Problem, error
 from bundler.support.workers import run_adaptive, run_tuned
 
 if TYPE_CHECKING:
-    from bundler.storage.ports import MediaSource, PreviousBundle
+    from bundler.storage.ports import MediaSource, PreviousBundle, Provenance
 
 
 @dataclass(frozen=True, slots=True)
 class Built:
     """What ``build_bundle`` made: every file but manifest.json and SHA256SUMS, and whether the
-    previous bundle already was this one (then staging is empty; the time it was found current)."""
+    previous bundle already was this one (then staging is empty; the time it was found current).
+
+    ``held``: files left out of staging because the destination holds their bytes
+    (``PreviousBundle.held``); ``sources``: where each media file came from (its source record)."""
 
     files: list[FileEntry]
     unchanged_since: int | None = None
+    held: frozenset[str] = frozenset()
+    sources: dict[str, Provenance] = field(default_factory=dict)
 
 
 def make_folders(staging: Path, copies: Sequence[FileCopy]) -> None:
@@ -201,8 +206,17 @@ def build_bundle(
                 return Built([*media, kept[0]], unchanged_since=checked_ns)  # kept[0]: the player
 
     make_folders(staging, copies)
+    stored = previous.held if previous is not None else frozenset()
+    held: set[str] = set()
 
     def one(copy: FileCopy) -> FileEntry:
+        if stored:
+            trusted = source.trusted(copy)
+            if trusted is not None and trusted.sha256 in stored:  # the destination copies it in place
+                held.add(copy.target)
+                if progress:
+                    progress(trusted.bytes)
+                return trusted
         if folder is not None:
             reused = source.reuse(copy, previous_text, f"{staging_text}/{copy.target}", seal)
             if reused is not None:
@@ -211,7 +225,8 @@ def build_bundle(
                 return reused
         return source.copy(copy, staging / copy.target, progress)
 
-    media = run_tuned(copies, one, jobs, lambda copy: copy.source.size)
+    media = run_tuned(copies, one, source.copy_jobs(jobs), lambda copy: copy.source.size)
+    sources = {copy.target: source.provenance(copy, entry) for copy, entry in zip(copies, media, strict=True)}
     if rendered is not None and rendered[: len(media)] == media:
         texts.flush()  # rendered from these very entries already
     else:
@@ -219,7 +234,7 @@ def build_bundle(
         rendered = _render(plan, media, texts)
         key = texts_record.texts_key(plan, media)
     texts_record.store(staging, key, texts.entries)
-    return Built(rendered)
+    return Built(rendered, held=frozenset(held), sources=sources)
 
 
 def media_changed_problem(plan: BundlePlan, exc: MediaChangedError) -> Problem:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -37,12 +37,47 @@ def assets_root_setting(value: str | Path | None) -> str:
     return str(value) if value else os.environ.get("BUNDLER_ASSETS_ROOT") or DEFAULT_ASSETS_ROOT
 
 
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where one media file of a published bundle came from, as its source record keeps it."""
+
+    source: str  # the object's s3:// URL, or the file's absolute path
+    size: int
+    etag: str | None  # objects in a bucket only: what makes the record trustworthy
+    sha256: str
+
+
+KnownFiles = Mapping[str, Provenance]  # by ``Provenance.source``: what the last publish found there
+
+
 class MediaSource(ABC):
     """Media under an assets root: checked by the planner's requests, then copied by ``build``."""
 
     @abstractmethod
-    def probe(self, requests: Collection[MediaRequest], jobs: int) -> dict[MediaRequest, MediaStatus]:
-        """Check every requested stored path (in parallel): a usable file or a problem code."""
+    def probe(
+        self, requests: Collection[MediaRequest], jobs: int, known: KnownFiles | None = None
+    ) -> dict[MediaRequest, MediaStatus]:
+        """Check every requested stored path (in parallel): a usable file or a problem code.
+
+        ``known``: source records of the bundle being replaced; a source that can prove a file
+        is the recorded one (same key, size and ETag) may trust it without reading it."""
+
+    def for_assemble(self) -> AbstractContextManager[MediaSource]:
+        """This source for one ``assemble``: it may keep what its checks read (a bucket source
+        downloads each object whole, checks and hashes it once) until the build has copied it."""
+        return nullcontext(self)
+
+    def trusted(self, copy: FileCopy) -> FileEntry | None:
+        """The entry of ``copy`` when its bytes are known without reading them (a trusted record)."""
+        return None
+
+    def provenance(self, copy: FileCopy, entry: FileEntry) -> Provenance:
+        """What a source record keeps about ``copy`` (copied as ``entry``)."""
+        return Provenance(copy.source.location, entry.bytes, None, entry.sha256)
+
+    def copy_jobs(self, jobs: int) -> int:
+        """Copies to run at once for ``--jobs``."""
+        return jobs
 
     @abstractmethod
     def copy(self, copy: FileCopy, destination: Path, progress: Progress | None) -> FileEntry:
@@ -61,11 +96,16 @@ class MediaSource(ABC):
 
 @dataclass(frozen=True, slots=True)
 class PreviousBundle:
-    """The bundle a build replaces, in a local folder whose files ``MediaSource.reuse`` may link;
-    ``seal``: when it was sealed (files changed later are re-hashed before they are trusted)."""
+    """The bundle a build replaces.
 
-    folder: Path
+    ``folder``: a local folder whose files ``MediaSource.reuse`` may link, and ``seal``: when it
+    was sealed (files changed later are re-hashed before they are trusted). ``held``: the SHA-256
+    of every file the destination already stores and copies in place itself (a bucket's
+    server-side copy): a file trusted with one of these is neither read nor staged."""
+
+    folder: Path | None
     seal: int | None
+    held: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +120,8 @@ class Staged:
     staging: Path
     exported_at: str
     unchanged_since: int | None = None
+    held: frozenset[str] = frozenset()  # files of the bundle not in staging: ``PreviousBundle.held``
+    sources: Mapping[str, Provenance] = field(default_factory=dict)  # by file of the bundle
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +150,11 @@ class BundleDestination(ABC):
     def previous(self, story_id: str) -> PreviousBundle | None:
         """The bundle being replaced, when ``build`` may reuse its files."""
         return None
+
+    def known(self, story_id: str) -> KnownFiles:
+        """The source records of the bundle published now (none by default): read before the
+        media are checked, so a source may trust what they prove."""
+        return {}
 
     @abstractmethod
     def publish(

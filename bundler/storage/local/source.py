@@ -12,7 +12,7 @@ from bundler.storage.local.copying import copy_and_hash
 from bundler.storage.local.files import resolve_assets_root
 from bundler.storage.local.probe import probe_media
 from bundler.storage.local.reuse import current_entry, reuse_previous
-from bundler.storage.ports import MediaSource
+from bundler.storage.ports import KnownFiles, MediaSource
 
 
 class LocalSource(MediaSource):
@@ -26,7 +26,10 @@ class LocalSource(MediaSource):
     def __str__(self) -> str:
         return str(self.root)
 
-    def probe(self, requests: Collection[MediaRequest], jobs: int) -> dict[MediaRequest, MediaStatus]:
+    def probe(
+        self, requests: Collection[MediaRequest], jobs: int, known: KnownFiles | None = None
+    ) -> dict[MediaRequest, MediaStatus]:
+        # a path and a size prove nothing about a file's bytes: records are not trusted here
         return probe_media(requests, self.root, jobs)
 
     def copy(self, copy: FileCopy, destination: Path, progress: Progress | None) -> FileEntry:

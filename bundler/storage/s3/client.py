@@ -4,8 +4,8 @@ Configuration comes only from the standard AWS variables (docs/design.md §4):
 ``AWS_ENDPOINT_URL`` (``http://`` allowed, for local servers), ``AWS_ACCESS_KEY_ID``,
 ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_REGION``/``AWS_DEFAULT_REGION``.
 Requests are path-style (``endpoint/bucket/key``), which every S3-compatible store
-accepts. Transient failures (5xx, dropped connections, timeouts) are retried with
-backoff by the client; anything else becomes one ``EnvError`` line that names the
+accepts. Transient failures (5xx and SlowDown, dropped connections, timeouts: at most
+60 s per request) are retried with backoff by the client; anything else becomes one ``EnvError`` line that names the
 endpoint and bucket but never a key or token.
 """
 
@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -66,6 +66,15 @@ class S3Url:
 class ObjectInfo:
     size: int
     etag: str | None
+    modified: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Versioned:
+    """A small object read whole, with the ETag it had (for a conditional write over it)."""
+
+    data: bytes
+    etag: str | None
 
 
 class NotFound(Exception):
@@ -106,6 +115,14 @@ def _check_endpoint(endpoint: str, shown: str) -> None:
 def _is_panic(exc: BaseException) -> bool:
     """A Rust panic inside the client (pyo3's PanicException derives from BaseException)."""
     return type(exc).__name__ == "PanicException"
+
+
+class Conflict(Exception):
+    """A conditional write found the object not as expected (moved, created or removed meanwhile)."""
+
+
+SMALL_OBJECT_CAP = 64 * 1024 * 1024  # pointers, manifests, source records: read whole, never more
+PROBE_KEY = ".bundler-probe"  # a name nothing stores: its 404 proves endpoint, bucket and credentials
 
 
 def _redact(text: str) -> str:
@@ -187,14 +204,46 @@ class S3Client:
 
     def read_all(self, key: str) -> bytes | None:
         """A small object whole, or None when there is none."""
+        found = self.read_versioned(key)
+        return None if found is None else found.data
+
+    def read_versioned(self, key: str) -> Versioned | None:
+        """A small object whole with its ETag, or None when there is none; one larger than
+        ``SMALL_OBJECT_CAP`` is not a document bundler wrote (an environment error)."""
         import obstore
 
         try:
-            return bytes(obstore.get(self.store, key).bytes())
+            result = obstore.get(self.store, key)
         except FileNotFoundError as exc:
             if "NoSuchBucket" in str(exc):
                 raise EnvError(f"S3 {self.where()} does not exist.") from None
             return None
+        if int(result.meta["size"]) > SMALL_OBJECT_CAP:
+            raise EnvError(f"S3 object {key.rsplit('/', 1)[-1]} in {self.where()} is too large to be bundler's.")
+        return Versioned(bytes(result.bytes()), result.meta.get("e_tag"))
+
+    def exists(self, key: str) -> bool:
+        """One HEAD request."""
+        import obstore
+
+        try:
+            obstore.head(self.store, key)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def opened(self, key: str) -> tuple[ObjectInfo, Iterator[bytes]]:
+        """One whole GET: the object's size and ETag, and its bytes as they arrive (NotFound if none)."""
+        import obstore
+
+        try:
+            result = obstore.get(self.store, key)
+        except FileNotFoundError as exc:
+            if "NoSuchBucket" in str(exc):
+                raise EnvError(f"S3 {self.where()} does not exist.") from None
+            raise NotFound(key) from None
+        meta = result.meta
+        return ObjectInfo(int(meta["size"]), meta.get("e_tag")), iter(result.stream(min_chunk_size=1 << 20))
 
     def stream(self, key: str, etag: str | None, chunk: int) -> Iterator[bytes]:
         """The object's bytes in chunks, failing with ``Changed`` if its ETag is no longer ``etag``."""
@@ -208,17 +257,12 @@ class S3Client:
             raise Changed(key) from None
         yield from result.stream(min_chunk_size=chunk)
 
-    def probe_listing(self, prefix: str) -> None:
-        """One LIST request: the endpoint answers, the bucket exists and the credentials are good."""
-        import obstore
-
-        stream = obstore.list(self.store, f"{prefix}/" if prefix else None, chunk_size=1)
-        next(iter(stream), None)
-
-    def probe_key(self, key: str) -> None:
-        """One GET of a key that need not exist: the endpoint answers, the bucket exists and the
-        credentials are good, without listing (and so parsing) keys nobody asked about."""
-        self.read_all(key)
+    def probe(self, prefix: str) -> None:
+        """One request that lists nothing: the endpoint answers, the bucket exists and the credentials
+        are good. (obstore's listing has no max-keys: even ``chunk_size=1`` fetches a page of 1,000
+        keys, and parsing them would make a story depend on keys it does not refer to; a GET of a
+        key nothing stores answers a short 404 instead.)"""
+        self.read_all(f"{prefix}/{PROBE_KEY}" if prefix else PROBE_KEY)
 
     def listing(self, prefix: str) -> dict[str, ObjectInfo]:
         """Every object under ``prefix/`` by its key relative to the prefix."""
@@ -230,7 +274,9 @@ class S3Client:
             for meta in batch:
                 path = str(meta["path"])
                 if path.startswith(base):
-                    found[path[len(base) :]] = ObjectInfo(int(meta["size"]), meta.get("e_tag"))
+                    found[path[len(base) :]] = ObjectInfo(
+                        int(meta["size"]), meta.get("e_tag"), meta.get("last_modified")
+                    )
         return found
 
     def put_file(self, key: str, path: Path) -> None:
@@ -238,10 +284,33 @@ class S3Client:
 
         obstore.put(self.store, key, path)
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def put_bytes(self, key: str, data: bytes, *, over: str | bool | None = False) -> None:
+        """Write ``data``. ``over``: False writes unconditionally; None only if there is no object
+        yet (If-None-Match: *); an ETag only over that very version (If-Match); else ``Conflict``."""
+        import obstore
+        from obstore.exceptions import AlreadyExistsError, PreconditionError
+
+        if over is False:
+            obstore.put(self.store, key, data)
+            return
+        mode: Any = "create" if over is None or over is True else {"e_tag": over}
+        try:
+            obstore.put(self.store, key, data, mode=mode)
+        except (AlreadyExistsError, PreconditionError, FileNotFoundError):
+            raise Conflict(key) from None
+
+    def copy(self, source: str, destination: str) -> None:
+        """A server-side copy (CopyObject): the bytes never leave the store."""
         import obstore
 
-        obstore.put(self.store, key, data)
+        obstore.copy(self.store, source, destination)
+
+    def delete(self, keys: list[str]) -> None:
+        """Bulk deletes (one request per 1,000 keys)."""
+        import obstore
+
+        if keys:
+            obstore.delete(self.store, keys)
 
 
 def in_flight(jobs: int) -> int:
@@ -270,7 +339,10 @@ def _store_options(endpoint: str) -> dict[str, Any]:
         "client_options": {
             "allow_http": endpoint.startswith("http://"),
             "connect_timeout": timedelta(seconds=10),
-            "timeout": timedelta(minutes=10),  # the whole request: large media on slow links
+            # a stalled request fails in a minute and is retried; a body cut off is resumed where it
+            # stopped (a ranged GET), so a large object needs no longer limit
+            "timeout": timedelta(seconds=60),
+            "read_timeout": timedelta(seconds=20),
         },
         # transient errors: a few quick retries, so unreachable storage fails in seconds, not minutes
         "retry_config": {
