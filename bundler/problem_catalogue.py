@@ -3,6 +3,8 @@
 The one source of ``docs/problems.md`` (``python -m bundler.problem_catalogue``
 writes it) and of ``bundler check --explain CODE``. tests/test_problem_catalogue.py
 fails when the code emits a code missing here, or this lists one never emitted.
+
+Long: a table of about fifty entries, one per code; split, it would only be harder to scan.
 """
 
 from __future__ import annotations
@@ -319,6 +321,15 @@ _ENTRIES = (
         "The manifest embedded in `index.html` is not `manifest.json` (its `files` list aside), so the player "
         "would play something other than what the bundle declares.",
         "Assemble the bundle again; never edit `index.html` or `manifest.json` by hand.",
+    ),
+    Entry(
+        "pointer-mismatch",
+        "error",
+        _VERIFY,
+        "A bucket's `current.json` names a manifest SHA-256 that the version's `manifest.json` does not have: "
+        "the version was changed after it was published, or the pointer was edited.",
+        "Publish the story again (`bundler assemble ... --out s3://... --overwrite`), or roll back to a complete "
+        "version (`bundler rollback`).",
     ),
     Entry(
         "duplicate-scenelet",

@@ -9,8 +9,11 @@ import pytest
 
 from bundler import api
 from bundler.db.connect import DatabaseTarget
+from tests import test_assemble
 from tests.builders import StoryBuilder
 from tests.s3_server import S3Server
+
+story = test_assemble.story  # the branching story with all its media, as a fixture here too
 
 
 @pytest.mark.parametrize("odd", ["other-story/bad\x01name.png", "other-story/./x.png", "other-story/../x.png"])
@@ -53,3 +56,71 @@ def _raw_keys(server: S3Server, bucket: str) -> list[str]:
 
     with urllib.request.urlopen(f"{server.endpoint}/{bucket}?list-type=2", timeout=10) as response:
         return re.findall(r"<Key>([^<]*)</Key>", response.read().decode())
+
+
+# --- verify s3:// reads the pointer it follows (issue 19 §5) ------------------------------------
+
+
+def _published(story: StoryBuilder, database: DatabaseTarget, assets_root: Path, out: str) -> dict[str, object]:
+    from tests.cli_helpers import json_of, run_cli
+
+    result = run_cli(
+        "assemble", story.story_id, "--database-url", database.conninfo, "--assets-root", assets_root, "--out", out,
+        "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return json_of(result)  # type: ignore[no-any-return]
+
+
+def _verify(url: str) -> tuple[int, dict[str, object]]:
+    from tests.cli_helpers import json_of, run_cli
+
+    result = run_cli("verify", url, "--json")
+    return result.returncode, json_of(result)
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda p, other: p.update(storyId=other), "names story"),
+        (lambda p, other: p.update(version="0123456789abcdef", bundlePath="0123456789abcdef/"), "does not exist"),
+        (lambda p, other: p.update(formatVersion=2), "format version 1"),
+        (lambda p, other: p.update(format="something-else"), "story-bundle-pointer"),
+    ],
+    ids=["another story", "a missing version", "another format version", "another format"],
+)
+def test_verify_says_what_is_wrong_with_the_pointer(
+    change: object,
+    says: str,
+    story: StoryBuilder,
+    database: DatabaseTarget,
+    assets_root: Path,
+    s3_server: S3Server,
+    s3_bucket: str,
+) -> None:
+    import json
+    import uuid
+
+    _published(story, database, assets_root, f"s3://{s3_bucket}/p")
+    key = f"p/{story.story_id}/current.json"
+    pointer = json.loads(s3_server.get(s3_bucket, key) or b"")
+    change(pointer, str(uuid.uuid4()))  # type: ignore[operator]
+    s3_server.put(s3_bucket, key, json.dumps(pointer).encode())
+    code, document = _verify(f"s3://{s3_bucket}/p/{story.story_id}")
+    assert code == 3
+    assert says in str(document["error"]["message"])  # type: ignore[index]
+
+
+def test_verify_checks_the_manifest_the_pointer_vouches_for(
+    story: StoryBuilder, database: DatabaseTarget, assets_root: Path, s3_server: S3Server, s3_bucket: str
+) -> None:
+    import json
+
+    _published(story, database, assets_root, f"s3://{s3_bucket}/p")
+    key = f"p/{story.story_id}/current.json"
+    pointer = json.loads(s3_server.get(s3_bucket, key) or b"")
+    pointer["manifestSha256"] = "0" * 64
+    s3_server.put(s3_bucket, key, json.dumps(pointer).encode())
+    code, document = _verify(f"s3://{s3_bucket}/p/{story.story_id}")
+    assert code == 1
+    assert [(p["code"], p["path"]) for p in document["problems"]] == [("pointer-mismatch", "current.json")]  # type: ignore[index, union-attr]
