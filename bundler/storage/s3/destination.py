@@ -32,8 +32,9 @@ from bundler.media.stream import CHUNK, stream
 from bundler.storage.ports import ArchiveFormat, BundleDestination, KnownFiles, PreviousBundle, Published, Staged
 from bundler.storage.s3.client import Conflict, ObjectInfo, S3Client, S3Url, Versioned, in_flight
 from bundler.storage.s3.pointer import POINTER_NAME, VERSION_DIGITS, parse_pointer, pointer_document
-from bundler.storage.s3.records import parse_sources, sources_document, sources_name
+from bundler.storage.s3.records import parse_sources, parse_stored, sources_document, sources_name
 from bundler.storage.s3.scratch import scratch_folder
+from bundler.support.documents import DocumentError, parse_json
 from bundler.support.workers import run_parallel
 
 
@@ -50,6 +51,7 @@ class Start:
     held: dict[str, str] = field(default_factory=dict)  # SHA-256 -> a file of that version holding it
     record: bytes | None = None  # the version's source record as stored
     known: KnownFiles = field(default_factory=dict)
+    stored: dict[str, str] = field(default_factory=dict)  # object -> ETag as published (the record says)
 
 
 class S3Destination(BundleDestination):
@@ -86,28 +88,32 @@ class S3Destination(BundleDestination):
             if isinstance(version, str) and version and f"{version}/" == document.get("bundlePath"):
                 start.version = version
                 manifest_sha = document.get("manifestSha256")
-                start.held = self._holdings(story.child(version), manifest_sha)
                 start.record = self.client.read_all(story.key(sources_name(version)))
                 start.known = parse_sources(start.record)
+                start.stored = parse_stored(start.record)
+                start.held = self._holdings(story.child(version), manifest_sha, start.stored)
         self.started[story_id] = start
         return start
 
-    def _holdings(self, version: S3Url, manifest_sha: Any) -> dict[str, str]:
-        """SHA-256 -> file of a published version, for every file present there with its listed size."""
+    def _holdings(self, version: S3Url, manifest_sha: Any, stored: dict[str, str]) -> dict[str, str]:
+        """SHA-256 -> file of a published version, for every file present there with its listed size
+        and, where the record has it, the ETag it was published with (else it was changed in place)."""
         data = self.client.read_all(version.key(MANIFEST_NAME))
         if data is None or hashlib.sha256(data).hexdigest() != manifest_sha:
             return {}  # not the version the pointer vouches for: copy nothing from it
         try:
-            files = json.loads(data.decode("utf-8")).get("files")
-        except (UnicodeDecodeError, ValueError, RecursionError, AttributeError):
+            document = parse_json(data)
+        except DocumentError:
             return {}
+        files = document.get("files") if isinstance(document, dict) else None
         present = self.client.listing(version.prefix)
         held: dict[str, str] = {}
         for entry in files if isinstance(files, list) else ():
             if isinstance(entry, dict) and isinstance(entry.get("sha256"), str):
-                found = present.get(str(entry.get("path")))
-                if found is not None and found.size == entry.get("bytes"):
-                    held.setdefault(entry["sha256"], str(entry["path"]))
+                path = str(entry.get("path"))
+                found = present.get(path)
+                if found is not None and found.size == entry.get("bytes") and _as_published(found, path, stored):
+                    held.setdefault(entry["sha256"], path)
         return held
 
     def claim(self, story_id: str, overwrite: bool) -> None:
@@ -144,7 +150,8 @@ class S3Destination(BundleDestination):
         files = _bundle_files(manifest, staging)
         with self.client.errors(f"publishing {staged.story_id}"):
             present = self.client.listing(bundle.prefix)
-            missing = [name for name, (size, _) in files.items() if _absent(present, name, size)]
+            stored = start.stored if version == start.version else {}
+            missing = [name for name, (size, _) in files.items() if _absent(present, name, size, stored)]
             # manifest.json and SHA256SUMS go last: a version holding them holds everything
             last = [name for name in (SUMS_NAME, MANIFEST_NAME) if name in missing]
             first = [name for name in missing if name not in last]
@@ -162,7 +169,10 @@ class S3Destination(BundleDestination):
                 place(name)
             archive_url = self._publish_archive(staged, story, bundle, archive)
             archive_name = archive_url.prefix.rsplit("/", 1)[-1] if archive_url else None
-            record = sources_document(staged.story_id, version, staged.sources)
+            if missing:  # the ETags as published now, for the next run to compare content with
+                present = self.client.listing(bundle.prefix)
+            etags = {name: present[name].etag for name in files if name in present}
+            record = sources_document(staged.story_id, version, staged.sources, etags)
             # rewritten by every run that points at a version it did not start from: its date then
             # tells ``prune`` the version is in use (see releases.published_at)
             if version != start.version or record != start.record:
@@ -220,9 +230,16 @@ def _pointer_or_none(found: Versioned | None, where: str) -> dict[str, Any] | No
         return None
 
 
-def _absent(present: dict[str, ObjectInfo], name: str, size: int) -> bool:
+def _absent(present: dict[str, ObjectInfo], name: str, size: int, stored: dict[str, str]) -> bool:
+    """Not there as published: missing, another size, or another ETag than the record says it had
+    (changed in place with the same size: content is compared, not sizes)."""
     found = present.get(name)
-    return found is None or found.size != size
+    return found is None or found.size != size or not _as_published(found, name, stored)
+
+
+def _as_published(found: ObjectInfo, name: str, stored: dict[str, str]) -> bool:
+    recorded = stored.get(name)
+    return recorded is None or found.etag == recorded
 
 
 def _bundle_files(manifest: bytes, staging: Path) -> dict[str, tuple[int, str]]:

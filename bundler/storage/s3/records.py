@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bundler.storage.ports import Provenance
+from bundler.support.documents import DocumentError, parse_json
 
 SOURCES_FORMAT = "story-bundle-sources"
 SOURCES_SUFFIX = ".sources.json"
@@ -22,21 +23,44 @@ def sources_name(version: str) -> str:
     return f"{version}{SOURCES_SUFFIX}"
 
 
-def sources_document(story_id: str, version: str, sources: Mapping[str, Provenance]) -> bytes:
+def sources_document(
+    story_id: str, version: str, sources: Mapping[str, Provenance], stored: Mapping[str, str | None]
+) -> bytes:
+    """``stored``: each object of the version and its ETag as published, so a later run can tell an
+    object changed in place (same size, other bytes) from the one it published."""
     files = {
         target: {"source": p.source, "size": p.size, "etag": p.etag, "sha256": p.sha256}
         for target, p in sorted(sources.items())
     }
-    document = {"format": SOURCES_FORMAT, "formatVersion": 1, "storyId": story_id, "version": version, "files": files}
+    document = {
+        "format": SOURCES_FORMAT,
+        "formatVersion": 1,
+        "storyId": story_id,
+        "version": version,
+        "files": files,
+        "stored": dict(sorted(stored.items())),
+    }
     return (json.dumps(document, indent=1, sort_keys=True) + "\n").encode("utf-8")
+
+
+def parse_stored(data: bytes | None) -> dict[str, str]:
+    """The ETags a record says the version's objects had when published (none: nothing to compare)."""
+    try:
+        document: Any = parse_json(data) if data else None
+    except DocumentError:
+        return {}
+    stored = document.get("stored") if isinstance(document, dict) else None
+    if not isinstance(stored, dict):
+        return {}
+    return {name: etag for name, etag in stored.items() if isinstance(name, str) and isinstance(etag, str)}
 
 
 def parse_sources(data: bytes | None) -> dict[str, Provenance]:
     """The record's files by source (an ETag-less entry included: it proves nothing, but costs nothing);
     anything that is not a record of this format is no record at all."""
     try:
-        document: Any = json.loads(data.decode("utf-8")) if data else None
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        document: Any = parse_json(data) if data else None
+    except DocumentError:
         return {}
     if not isinstance(document, dict) or document.get("format") != SOURCES_FORMAT:
         return {}
