@@ -32,6 +32,7 @@ from bundler.bundle.manifest import (
 from bundler.errors import MediaChangedError
 from bundler.media.stream import Progress
 from bundler.pipeline import texts_record
+from bundler.pipeline.encoding import WebTally, make_encoded
 from bundler.pipeline.plan.types import BundlePlan, FileCopy, PlannedScenelet
 from bundler.problems import Problem, error
 from bundler.support.workers import run_adaptive, run_tuned
@@ -47,6 +48,7 @@ class Built:
 
     files: list[FileEntry]
     unchanged_since: int | None = None
+    web: WebTally | None = None  # --web: files encoded anew and reused
 
 
 def make_folders(staging: Path, copies: Sequence[FileCopy]) -> None:
@@ -180,6 +182,7 @@ def build_bundle(
     previous_text, staging_text = (os.fspath(folder) if folder else ""), os.fspath(staging)
     checked_ns = time.time_ns()  # before any file of the previous bundle is looked at
 
+    tally = WebTally() if plan.web is not None else None
     texts = _Texts(staging, None)
     rendered: list[FileEntry] | None = None
     key: bytes | None = None
@@ -197,9 +200,11 @@ def build_bundle(
                     texts_record.store(folder, key, kept)
             if kept is not None:
                 if progress:
-                    progress(sum(entry.bytes for entry in media))
+                    progress(sum(c.source.size for c in copies))
                 # every file was proven current after checked_ns: the time to seal the bundle with again
-                return Built([*media, kept[0]], unchanged_since=checked_ns)  # kept[0]: the player
+                if tally is not None:
+                    tally.add(reused=sum(1 for c in copies if c.encoding is not None))
+                return Built([*media, kept[0]], checked_ns, tally)  # kept[0]: the player
 
     make_folders(staging, copies)
 
@@ -208,8 +213,13 @@ def build_bundle(
             reused = source.reuse(copy, previous_text, f"{staging_text}/{copy.target}", seal)
             if reused is not None:
                 if progress:
-                    progress(reused.bytes)
+                    progress(copy.source.size)
+                if tally is not None and copy.encoding is not None:
+                    tally.add(reused=1)
                 return reused
+        if tally is not None and copy.encoding is not None:
+            tally.add(encoded=1)
+            return make_encoded(copy, source, staging / copy.target, progress)
         return source.copy(copy, staging / copy.target, progress)
 
     media = run_tuned(copies, one, jobs, lambda copy: copy.source.size)
@@ -220,7 +230,7 @@ def build_bundle(
         rendered = _render(plan, media, texts)
         key = texts_record.texts_key(plan, media)
     texts_record.store(staging, key, texts.entries)
-    return Built(rendered)
+    return Built(rendered, web=tally)
 
 
 def media_changed_problem(plan: BundlePlan, exc: MediaChangedError) -> Problem:
@@ -228,14 +238,14 @@ def media_changed_problem(plan: BundlePlan, exc: MediaChangedError) -> Problem:
     for copy, scenelet, shot_index in _placed_files(plan):
         if copy.target == exc.target:
             return error(
-                "media-changed",
+                exc.code,
                 str(exc),
                 path=copy.source.location,
                 scenelet_id=scenelet.id if scenelet else None,
                 scenelet_label=scenelet.label if scenelet else None,
                 shot_index=shot_index,
             )
-    return error("media-changed", str(exc))
+    return error(exc.code, str(exc))
 
 
 def _placed_files(plan: BundlePlan) -> Iterator[tuple[FileCopy, PlannedScenelet | None, int | None]]:
