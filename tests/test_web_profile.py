@@ -64,14 +64,8 @@ def settle(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
 @pytest.fixture
 def assemble(database: DatabaseTarget, assets_root: Path, tmp_path: Path) -> Iterator[Callable[..., api.StoryReport]]:
     def run(story_id: str, out: Path | None = None, **kwargs: Any) -> api.StoryReport:
-        report = api.assemble(
-            story_id,
-            database=database,
-            assets_root=assets_root,
-            out_dir=out or tmp_path / "out",
-            overwrite=True,
-            **kwargs,
-        )
+        kwargs.setdefault("assets_root", assets_root)
+        report = api.assemble(story_id, database=database, out_dir=out or tmp_path / "out", overwrite=True, **kwargs)
         assert report.ok, report.problems
         return report
 
@@ -254,3 +248,21 @@ def test_web_settings_without_web_are_a_usage_error(tmp_path: Path) -> None:
 
     result = run_cli("assemble", "--web-quality", "50", "--out", tmp_path, "00000000-0000-4000-8000-000000000000")
     assert result.returncode == 2 and "--web" in result.stderr
+
+
+def test_web_from_a_bucket_is_byte_identical_to_web_from_disk(
+    story: StoryBuilder,
+    assemble: Callable[..., api.StoryReport],
+    assets_root: Path,
+    s3_server: Any,
+    s3_bucket: str,
+    tmp_path: Path,
+) -> None:
+    """Sources in object storage are downloaded (pinned to the checked ETag) and encoded the same."""
+    from tests.test_s3 import mirror
+
+    disk = assemble(story.story_id, out=tmp_path / "disk", web=WEB)
+    root = mirror(s3_server, s3_bucket, assets_root)
+    bucket = assemble(story.story_id, out=tmp_path / "bucket", web=WEB, assets_root=root)
+    assert tree_bytes(Path(disk.bundle_path)) == tree_bytes(Path(bucket.bundle_path))  # type: ignore[arg-type]
+    assert bucket.stats["web"]["encoded"] == 9
