@@ -810,6 +810,14 @@ def main() -> int:
         bench_large_assemble(server, env, large, report)
         step(f"player in Chromium ({REPS}x)")
         bench_player(server, env, player, report)
+        step("web profile: encoders, and a realistic story master vs --web")
+        from web_assemble import bench_web
+        from web_encode import measure as measure_encoders
+        from web_encode import report as encoders_report
+
+        report.sections.append(encoders_report(measure_encoders(count=12)))
+        for what, value in bench_web(server, WORK / "web", lambda e, *a: timed_bundler(server, e, *a)):
+            report.rows.append(Row(what, value))
         # bundles with real media to watch over a throttled network (e.g. a master and a --web one)
         for what, value in network_rows(os.environ.get("BENCH_NETWORK_BUNDLES", ""), REPS):
             report.rows.append(Row(what, value))

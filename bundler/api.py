@@ -23,6 +23,7 @@ from bundler.db.connect import DatabaseTarget, connection, resolve_target
 from bundler.db.jsonb import JsonTooDeepError
 from bundler.db.sessions import Connections
 from bundler.errors import EnvError, MediaChangedError, StoryNotFoundError, UsageError
+from bundler.media.encode import WebSettings
 from bundler.pipeline.exported_at import resolve_exported_at
 from bundler.pipeline.plan.planner import analyze, plan
 from bundler.pipeline.plan.types import BundlePlan
@@ -58,6 +59,7 @@ class AssembleOptions(CheckOptions):
     overwrite: bool = False
     exported_at: str | None = None  # ISO 8601 (default: SOURCE_DATE_EPOCH, else the newest row)
     archive: ArchiveFormat | None = None  # also a deterministic "zip" or "tar.gz"
+    web: WebSettings | None = None  # the --web profile (WebP key frames, M4A narration); None: master
 
 
 Options = TypeVar("Options", CheckOptions, AssembleOptions)
@@ -121,6 +123,10 @@ def assemble(
     story_id, settings_ = parse_story_id(story_id), _options(options, AssembleOptions, settings)
     if settings_.archive is not None and settings_.archive not in FORMATS:
         raise UsageError(f"--archive must be 'zip' or 'tar.gz', not {settings_.archive!r}.")
+    if settings_.web is not None:
+        from bundler.media.encode import require_web_extra
+
+        require_web_extra()  # before any work: exit 3 naming the extra
     stop_if_cancelled(cancel)
     settings_ = replace(settings_, jobs=settings_.jobs or default_jobs())
     destination = open_destination(settings_.out_dir, settings_.jobs or 1)
@@ -155,6 +161,10 @@ def assemble(
         seconds=round(time.perf_counter() - started, 3),
         phases=phases.seconds,
     )
+    if built.web is not None:
+        from bundler.pipeline.web_stats import web_stats
+
+        stats["web"] = web_stats(bundle_plan, built)
     return StoryReport(story_id, True, problems, stats, published.bundle, published.archive, bundle_plan.title)
 
 
@@ -182,6 +192,7 @@ def plan_story(
     from bundler.pipeline.load import load_snapshot
 
     exported_at = options.exported_at if isinstance(options, AssembleOptions) else None
+    profile = options.web if isinstance(options, AssembleOptions) else None
     database = options.database
     with phases("load"):
         if isinstance(database, Connections):  # a batch: this worker's open connection
@@ -195,7 +206,7 @@ def plan_story(
     with phases("probe"):
         media = source.probe(analysis.requests, options.jobs or default_jobs(), known)
     with phases("plan"):
-        return plan(analysis, media, resolve_exported_at(exported_at, snapshot))
+        return plan(analysis, media, resolve_exported_at(exported_at, snapshot), profile)
 
 
 def _build_and_publish(

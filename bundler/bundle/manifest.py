@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bundler.media.encode import encoder_versions
 from bundler.pipeline.plan.types import BundlePlan
 
 FORMAT = "story-bundle"
@@ -36,7 +37,7 @@ def manifest_document(plan: BundlePlan, files: Sequence[FileEntry] | None) -> di
     document = {
         "format": FORMAT,
         "formatVersion": FORMAT_VERSION,
-        "generator": f"bundler {__version__}",
+        "generator": generator_line(__version__, plan),
         "metadata": {"storyId": plan.story_id, "title": plan.title, "exportedAt": plan.exported_at},
         "rootSceneletId": plan.root_id,
         "scenelets": [scenelet.to_json() for scenelet in plan.scenelets],
@@ -48,6 +49,15 @@ def manifest_document(plan: BundlePlan, files: Sequence[FileEntry] | None) -> di
     if files is not None:
         document["files"] = [entry.to_json() for entry in sorted(files, key=lambda e: e.path)]
     return document
+
+
+def generator_line(version: str, plan: BundlePlan) -> str:
+    """``bundler <version>``; a ``--web`` bundle adds what its encoded bytes are a function of:
+    ``bundler 0.1.0; web web1-webp-q80-m4-max1600-aac48k; libwebp 1.5.0, libavcodec 61.19.101``."""
+    if plan.web is None:
+        return f"bundler {version}"
+
+    return f"bundler {version}; web {plan.web.key()}; {encoder_versions()}"
 
 
 def dump_bytes(document: dict[str, Any]) -> bytes:

@@ -21,7 +21,7 @@ from bundler.bundle.manifest import PLAYER_NAME as PLAYER
 from bundler.bundle.manifest import SUMS_NAME as SUMS
 from bundler.bundle.reader import Digest, Found, Reading, is_safe_path, load_manifest
 from bundler.errors import BundleUnreadableError
-from bundler.media.structure import FORMAT_NAMES, MediaKind, sniff
+from bundler.media.structure import FORMAT_NAMES, MediaKind, bundled_kind, sniff
 from bundler.player import embedded_manifest
 from bundler.problems import Problem, error
 
@@ -310,7 +310,7 @@ class _Checks:
             self.problem("unsafe-path", f"{what} is not a safe relative path", value, **where)
         elif value not in self.listed:
             self.problem("dangling-reference", f"{what} is not a file listed in the bundle", value, **where)
-        elif value in self.files and not sniff(self.files[value].head, kind):
+        elif value in self.files and not sniff(self.files[value].head, kind := bundled_kind(value, kind)):
             self.problem("wrong-media-format", f"{what} is not {FORMAT_NAMES[kind]}", value, **where)
 
     def check_scenelets(self, scenelets: Any) -> dict[str, dict[str, Any]]:

@@ -19,6 +19,7 @@ import click
 import typer
 
 from bundler.cli import app
+from bundler.cli import web_options as web
 from bundler.cli.common import (
     AssetsRootOption,
     DatabaseUrlOption,
@@ -144,6 +145,10 @@ def assemble_command(
             help="Also write a deterministic zip or tar.gz beside the bundle.",
         ),
     ] = None,
+    web_profile: web.WebOption = False,
+    web_quality: web.WebQualityOption = web.DEFAULT_QUALITY,
+    web_max_side: web.WebMaxSideOption = web.DEFAULT_MAX_SIDE,
+    web_audio_kbps: web.WebAudioOption = web.DEFAULT_AUDIO_KBPS,
 ) -> None:
     """Build offline bundles: manifest.json, SHA256SUMS, media and index.html."""
     from bundler import api
@@ -152,6 +157,7 @@ def assemble_command(
     output = batch.output()
     context = _context(batch)
     with _cancel_on_signals(output, context) as cancel, reported_errors(output, context), ExitStack() as stack:
+        web_settings = web.web_settings(web_profile, web_quality, web_max_side, web_audio_kbps)
         target, ids = _resolve_stories(batch)
         sessions = stack.enter_context(Connections(target))  # one connection per worker, not per story
         options = api.AssembleOptions(
@@ -162,6 +168,7 @@ def assemble_command(
             overwrite=overwrite,
             exported_at=exported_at,
             archive=archive,  # type: ignore[arg-type]  # click checked the choice
+            web=web_settings,
         )
 
         def run(story_id: str, workers: int, progress: ProgressSink | None) -> StoryReport:

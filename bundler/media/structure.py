@@ -40,6 +40,16 @@ FORMAT_NAMES: dict[MediaKind, str] = {
 SNIFF_BYTES = 16
 
 
+def bundled_kind(path: str, kind: MediaKind) -> MediaKind:
+    """What a bundle's file of ``kind`` must be: the ``--web`` profile's key frames are WebP and its
+    narration M4A (the path's suffix says which profile); ``verify`` accepts both."""
+    if kind == "image" and path.endswith(".webp"):
+        return "webp"
+    if kind == "audio" and path.endswith(".m4a"):
+        return "music"
+    return kind
+
+
 def sniff(head: bytes, kind: MediaKind) -> bool:
     """Does ``head`` (the first 16 bytes) start a file of ``kind``? (The full rules: ``structure_problem``.)"""
     if kind == "image":

@@ -32,6 +32,7 @@ from bundler.bundle.manifest import (
 from bundler.errors import MediaChangedError
 from bundler.media.stream import Progress
 from bundler.pipeline import texts_record
+from bundler.pipeline.encoding import WebTally, make_encoded
 from bundler.pipeline.plan.types import BundlePlan, FileCopy, PlannedScenelet
 from bundler.player import render_player
 from bundler.problems import Problem, error
@@ -53,6 +54,7 @@ class Built:
     unchanged_since: int | None = None
     held: frozenset[str] = frozenset()
     sources: dict[str, Provenance] = field(default_factory=dict)
+    web: WebTally | None = None  # --web: files encoded anew and reused
 
 
 def make_folders(staging: Path, copies: Sequence[FileCopy]) -> None:
@@ -184,6 +186,7 @@ def build_bundle(
     previous_text, staging_text = (os.fspath(folder) if folder else ""), os.fspath(staging)
     checked_ns = time.time_ns()  # before any file of the previous bundle is looked at
 
+    tally = WebTally() if plan.web is not None else None
     texts = _Texts(staging, None)
     rendered: list[FileEntry] | None = None
     key: bytes | None = None
@@ -201,16 +204,18 @@ def build_bundle(
                     texts_record.store(folder, key, kept)
             if kept is not None:
                 if progress:
-                    progress(sum(entry.bytes for entry in media))
+                    progress(sum(c.source.size for c in copies))
                 # every file was proven current after checked_ns: the time to seal the bundle with again
-                return Built([*media, kept[0]], unchanged_since=checked_ns)  # kept[0]: the player
+                if tally is not None:
+                    tally.add(reused=sum(1 for c in copies if c.encoding is not None))
+                return Built([*media, kept[0]], unchanged_since=checked_ns, web=tally)  # kept[0]: the player
 
     make_folders(staging, copies)
     stored = previous.held if previous is not None else frozenset()
     held: set[str] = set()
 
     def one(copy: FileCopy) -> FileEntry:
-        if stored:
+        if stored and copy.encoding is None:  # an encoded file is never its source's bytes
             trusted = source.trusted(copy)
             if trusted is not None and trusted.sha256 in stored:  # the destination copies it in place
                 held.add(copy.target)
@@ -221,12 +226,22 @@ def build_bundle(
             reused = source.reuse(copy, previous_text, f"{staging_text}/{copy.target}", seal)
             if reused is not None:
                 if progress:
-                    progress(reused.bytes)
+                    progress(copy.source.size)
+                if tally is not None and copy.encoding is not None:
+                    tally.add(reused=1)
                 return reused
+        if tally is not None and copy.encoding is not None:
+            tally.add(encoded=1)
+            return make_encoded(copy, source, staging / copy.target, progress)
         return source.copy(copy, staging / copy.target, progress)
 
     media = run_tuned(copies, one, source.copy_jobs(jobs), lambda copy: copy.source.size)
-    sources = {copy.target: source.provenance(copy, entry) for copy, entry in zip(copies, media, strict=True)}
+    # a record keeps a source's own bytes' SHA-256: an encoded file (made from them) has none to keep
+    sources = {
+        copy.target: source.provenance(copy, entry)
+        for copy, entry in zip(copies, media, strict=True)
+        if copy.encoding is None
+    }
     if rendered is not None and rendered[: len(media)] == media:
         texts.flush()  # rendered from these very entries already
     else:
@@ -234,7 +249,7 @@ def build_bundle(
         rendered = _render(plan, media, texts)
         key = texts_record.texts_key(plan, media)
     texts_record.store(staging, key, texts.entries)
-    return Built(rendered, held=frozenset(held), sources=sources)
+    return Built(rendered, held=frozenset(held), sources=sources, web=tally)
 
 
 def media_changed_problem(plan: BundlePlan, exc: MediaChangedError) -> Problem:
@@ -242,14 +257,14 @@ def media_changed_problem(plan: BundlePlan, exc: MediaChangedError) -> Problem:
     for copy, scenelet, shot_index in _placed_files(plan):
         if copy.target == exc.target:
             return error(
-                "media-changed",
+                exc.code,
                 str(exc),
                 path=copy.source.location,
                 scenelet_id=scenelet.id if scenelet else None,
                 scenelet_label=scenelet.label if scenelet else None,
                 shot_index=shot_index,
             )
-    return error("media-changed", str(exc))
+    return error(exc.code, str(exc))
 
 
 def _placed_files(plan: BundlePlan) -> Iterator[tuple[FileCopy, PlannedScenelet | None, int | None]]:

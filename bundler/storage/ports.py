@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from bundler.bundle.manifest import FileEntry
 from bundler.bundle.reader import Found, Reading
@@ -50,6 +50,18 @@ class Provenance:
 KnownFiles = Mapping[str, Provenance]  # by ``Provenance.source``: what the last publish found there
 
 
+@dataclass(frozen=True, slots=True)
+class SourceRead:
+    """A checked source read whole, to be encoded (``--web``): its bytes, their SHA-256, and the
+    backend's note of what exactly was read (local: the file's stat before and after; a bucket:
+    the ETag), which ``MediaSource.remember`` turns into the record that lets the next run reuse
+    the encoded file instead of encoding it again."""
+
+    data: bytes
+    sha256: str
+    proof: Any = None
+
+
 class MediaSource(ABC):
     """Media under an assets root: checked by the planner's requests, then copied by ``build``."""
 
@@ -82,6 +94,20 @@ class MediaSource(ABC):
     @abstractmethod
     def copy(self, copy: FileCopy, destination: Path, progress: Progress | None) -> FileEntry:
         """Stream one checked file into ``destination`` (a new file), hashing it on the way."""
+
+    def read(self, copy: FileCopy) -> SourceRead:
+        """The whole checked source of ``copy`` (to encode it); ``MediaChangedError`` when it changed
+        since the check (size, format, gone)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot read sources to encode them")
+
+    def remember(self, copy: FileCopy, fd: int, read: SourceRead, made: FileEntry) -> None:
+        """Record on the new file ``fd`` (``made``, encoded from ``read`` by ``copy.encoding``) what
+        it was made from, so that ``current``/``reuse`` can prove it current next time.
+
+        The reuse key is (``read.sha256``, ``copy.encoding.recipe()``) -> ``made.sha256``: a
+        backend that cannot keep a record on the file (a bucket) can keep the same triple, with the
+        source's key and ETag, in a record of its own."""
+        return None  # no record: the next run encodes the file again
 
     def current(self, copy: FileCopy, old: str, seal: int | None = None) -> FileEntry | None:
         """``old`` (a file of the bundle being replaced) when it provably holds the source's bytes.

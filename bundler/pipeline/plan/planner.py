@@ -12,9 +12,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from bundler.media.encode import WebSettings
 from bundler.media.paths import UnsafePath, is_skipped, normalize_stored_path
 from bundler.media.structure import MediaKind
 from bundler.pipeline.plan.music import RawCue, parse_cues, unique_file_names
+from bundler.pipeline.plan.profile import with_profile
 from bundler.pipeline.plan.shot_rows import duplicate_shot_indexes
 from bundler.pipeline.plan.tree import StoryTree, build_tree
 from bundler.pipeline.plan.types import (
@@ -393,13 +395,16 @@ class _Planner:
         return tuple(planned)
 
 
-def plan(analysis: Analysis, media: Mapping[MediaRequest, MediaStatus], exported_at: str) -> BundlePlan:
+def plan(
+    analysis: Analysis, media: Mapping[MediaRequest, MediaStatus], exported_at: str, profile: WebSettings | None = None
+) -> BundlePlan:
+    """The bundle; ``profile``: the ``--web`` settings (key frames WebP, narration M4A), None for master."""
     planner = _Planner(analysis, media)
     scenelets = planner.scenelets()
     planner.check_every_scenelet()
     cues = planner.music([s.id for s in scenelets])
     story = analysis.snapshot.story
-    return BundlePlan(
+    bundle = BundlePlan(
         story_id=story.id,
         title=story.display_name.strip(),
         exported_at=exported_at,
@@ -408,6 +413,7 @@ def plan(analysis: Analysis, media: Mapping[MediaRequest, MediaStatus], exported
         cues=cues,
         problems=_reading_order(planner.problems, analysis.tree.order),
     )
+    return with_profile(bundle, profile)
 
 
 def _reading_order(problems: list[Problem], order: tuple[str, ...]) -> tuple[Problem, ...]:

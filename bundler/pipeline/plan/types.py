@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from bundler.media.encode import KEY_FRAME_MEDIA_TYPE, NARRATION_MEDIA_TYPE, WebSettings, encoder_versions
 from bundler.media.structure import MediaKind
 from bundler.problems import Problem
 from bundler.records import Line
@@ -41,16 +43,46 @@ class MediaStatus:
     detail: str = ""
 
 
+Made = Literal["copied", "webp", "m4a"]
+
+
+@dataclass(frozen=True, slots=True)
+class Encoding:
+    """How a file's bytes are made when they are not the source's: encoded by ``media.encode``."""
+
+    format: Literal["webp", "m4a"]
+    settings: WebSettings
+
+    def recipe(self) -> str:
+        """What the encoded bytes are a function of, besides the source's bytes: the reuse key's other half.
+
+        Format, settings key and the encoder libraries' versions (another libwebp may write other bytes).
+        """
+        return _recipe(self.format, self.settings)
+
+
+@functools.cache  # asked once per file by reuse checks; the libraries do not change within a run
+def _recipe(format: str, settings: WebSettings) -> str:
+    return f"{format} {settings.key()} {encoder_versions()}"
+
+
 @dataclass(frozen=True, slots=True)
 class FileCopy:
-    """One file of the bundle: where it comes from and where it goes."""
+    """One file of the bundle: where it comes from, where it goes and how its bytes are made."""
 
     target: str  # bundle-relative POSIX path, e.g. assets/shots/<uuid>/1_key_frame.png
     source: SourceHandle
-    kind: MediaKind
+    kind: MediaKind  # of the source, as checked (an encoded key frame's source is still a PNG)
+    encoding: Encoding | None = None  # None: the source's bytes, copied
+
+    @property
+    def made(self) -> Made:
+        return "copied" if self.encoding is None else self.encoding.format
 
     @property
     def media_type(self) -> str:
+        if self.encoding is not None:
+            return KEY_FRAME_MEDIA_TYPE if self.encoding.format == "webp" else NARRATION_MEDIA_TYPE
         return MEDIA_TYPES[self.kind]
 
 
@@ -142,6 +174,7 @@ class BundlePlan:
     scenelets: tuple[PlannedScenelet, ...]
     cues: tuple[PlannedCue, ...]
     problems: tuple[Problem, ...]
+    web: WebSettings | None = None  # the --web profile's settings; None: the master profile
 
     @property
     def errors(self) -> tuple[Problem, ...]:

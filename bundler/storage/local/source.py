@@ -8,11 +8,12 @@ from pathlib import Path
 from bundler.bundle.manifest import FileEntry
 from bundler.media.stream import Progress
 from bundler.pipeline.plan.types import FileCopy, MediaRequest, MediaStatus
+from bundler.storage.local import encoded
 from bundler.storage.local.copying import copy_and_hash
 from bundler.storage.local.files import resolve_assets_root
 from bundler.storage.local.probe import probe_media
 from bundler.storage.local.reuse import current_entry, reuse_previous
-from bundler.storage.ports import KnownFiles, MediaSource
+from bundler.storage.ports import KnownFiles, MediaSource, SourceRead
 
 
 class LocalSource(MediaSource):
@@ -35,8 +36,18 @@ class LocalSource(MediaSource):
     def copy(self, copy: FileCopy, destination: Path, progress: Progress | None) -> FileEntry:
         return copy_and_hash(copy, destination, progress)
 
+    def read(self, copy: FileCopy) -> SourceRead:
+        return encoded.read_source(copy)
+
+    def remember(self, copy: FileCopy, fd: int, read: SourceRead, made: FileEntry) -> None:
+        encoded.remember(copy, fd, read, made)
+
     def current(self, copy: FileCopy, old: str, seal: int | None = None) -> FileEntry | None:
+        if copy.encoding is not None:
+            return encoded.current_encoded(copy, old, seal)
         return current_entry(copy, old, seal)
 
     def reuse(self, copy: FileCopy, previous: str, destination: str, seal: int | None = None) -> FileEntry | None:
+        if copy.encoding is not None:
+            return encoded.reuse_encoded(copy, previous, destination, seal)
         return reuse_previous(copy, previous, destination, seal)

@@ -30,7 +30,7 @@ from bundler.errors import MediaChangedError
 from bundler.media.stream import CHUNK, Progress, stream
 from bundler.media.structure import sniff, structure_problem
 from bundler.pipeline.plan.types import FileCopy, MediaRequest, MediaStatus
-from bundler.storage.ports import KnownFiles, MediaSource, Provenance
+from bundler.storage.ports import KnownFiles, MediaSource, Provenance, SourceRead
 from bundler.storage.s3.client import Changed, EmptyObject, NotFound, ObjectInfo, S3Client, S3Url, in_flight
 from bundler.storage.s3.scratch import scratch_folder
 from bundler.support.workers import run_parallel
@@ -229,3 +229,30 @@ class S3Source(MediaSource):
             message = f"{where} changed size while bundling ({source.size} -> {done.size} bytes)."
             raise MediaChangedError(message, copy.target)
         return FileEntry(copy.target, done.size, done.sha256, copy.media_type)
+
+    def read(self, copy: FileCopy) -> SourceRead:
+        """The checked object whole, pinned to its ETag (``--web`` encodes it); ``proof``: the ETag.
+
+        Reuse across versions is the object store's own record (``<version>.sources.json``): it can
+        key the encoded file's SHA-256 by (source key, ETag or SHA-256, ``Encoding.recipe()``), see
+        ``MediaSource.remember``; without it every encoded file is encoded anew."""
+        source = copy.source
+        if not isinstance(source, StoredObject):
+            raise TypeError(f"{copy.target} does not come from a bucket")
+        if source.fetched and source.sha256:  # downloaded and checked already: never read twice
+            return SourceRead(Path(source.fetched).read_bytes(), source.sha256, source.etag)
+        where = f"{S3Url(self.url.bucket, source.key)}"
+
+        def check_head(head: bytes) -> None:
+            if not sniff(head, copy.kind):
+                raise MediaChangedError(f"{where} changed format while bundling ({copy.target}).", copy.target)
+
+        try:
+            with self.client.errors(f"downloading {copy.target}"):
+                done = stream(self.client.stream(source.key, source.etag, CHUNK), keep=True, check_head=check_head)
+        except Changed:
+            raise MediaChangedError(f"{where} changed while bundling ({copy.target}).", copy.target) from None
+        if done.size != source.size or done.content is None:
+            message = f"{where} changed size while bundling ({source.size} -> {done.size} bytes)."
+            raise MediaChangedError(message, copy.target)
+        return SourceRead(done.content, done.sha256, source.etag)
