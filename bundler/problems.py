@@ -13,7 +13,7 @@ class Problem:
     severity: Severity
     code: str
     message: str
-    scenelet_id: str | None = None
+    scenelet_ref: str | None = None
     scenelet_label: str | None = None
     shot_index: int | None = None
     path: str | None = None
@@ -24,7 +24,7 @@ class Problem:
             "severity": data["severity"],
             "code": data["code"],
             "message": data["message"],
-            "sceneletId": data["scenelet_id"],
+            "sceneletId": data["scenelet_ref"],
             "sceneletLabel": data["scenelet_label"],
             "shotIndex": data["shot_index"],
             "path": data["path"],
@@ -33,9 +33,9 @@ class Problem:
     def one_line(self) -> str:
         """``severity code scenelet-label (uuid) shot N path: message``."""
         parts = [self.severity, self.code]
-        if self.scenelet_label or self.scenelet_id:
+        if self.scenelet_label or self.scenelet_ref:
             label = self.scenelet_label or "?"
-            parts.append(f"{label} ({self.scenelet_id})" if self.scenelet_id else label)
+            parts.append(f"{label} ({self.scenelet_ref})" if self.scenelet_ref else label)
         if self.shot_index is not None:
             parts.append(f"shot {self.shot_index}")
         if self.path:

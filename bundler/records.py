@@ -48,7 +48,7 @@ class SceneletRecord:
 class ShotRecord:
     story_id: str
     scenelet_ref: str
-    scenelet_id: str
+    scenelet_label: str  # the stored label (the shots.scenelet_id column)
     scenelet_sequence: int
     shot_index: int
     storyboard_payload: Any = None  # None when loaded for bundling, which never reads it
@@ -86,7 +86,7 @@ class ShotGroup:
     """
 
     scenelet_ref: str
-    scenelet_id: str  # the stored label
+    scenelet_label: str  # the stored label (the shots.scenelet_id column)
     scenelet_sequence: int
     shot_count: int
     newest: datetime | None  # newest created_at / updated_at of the group's shots
@@ -108,7 +108,7 @@ class StorySnapshot:
         """A snapshot from individual shot records (tests, tools): grouped as the load groups them."""
         groups: dict[tuple[str, str, int], list[ShotRecord]] = {}
         for shot in shots:
-            groups.setdefault((shot.scenelet_ref, shot.scenelet_id, shot.scenelet_sequence), []).append(shot)
+            groups.setdefault((shot.scenelet_ref, shot.scenelet_label, shot.scenelet_sequence), []).append(shot)
         built = []
         for (ref, label, sequence), members in groups.items():
             members.sort(key=lambda s: s.shot_index)

@@ -208,8 +208,8 @@ class StoryBuilder:
             for shot in self.shot_records():
                 by_ref.setdefault(shot.scenelet_ref, []).append(shot)
             for ref, shots in by_ref.items():
-                for label in sorted({s.scenelet_id for s in shots}):
-                    group = [s for s in shots if s.scenelet_id == label]
+                for label in sorted({s.scenelet_label for s in shots}):
+                    group = [s for s in shots if s.scenelet_label == label]
                     conn.execute(
                         "insert into shots (story_id, scenelet_ref, scenelet_id, scenelet_sequence, shot_index, "
                         "storyboard_payload, key_frame_image_path, audio_file_path, created_at, updated_at) "

@@ -192,7 +192,7 @@ def test_media_deleted_between_plan_and_copy_is_a_story_problem(
     assert not report.ok and report.exit_code == 1
     [problem] = [p for p in report.problems if p.severity == "error"]
     assert problem.code == "media-changed" and "removed" in problem.message
-    assert (problem.scenelet_id, problem.scenelet_label, problem.shot_index) == (root, "scenelet-1", 2)
+    assert (problem.scenelet_ref, problem.scenelet_label, problem.shot_index) == (root, "scenelet-1", 2)
     assert problem.path is not None and problem.path.endswith("shot-2_key_frame.png")
     assert names(out) == []
 
@@ -249,7 +249,7 @@ def test_media_swapped_between_plan_and_copy_is_a_story_problem_not_a_hang(
     assert isinstance(report, api.StoryReport) and not report.ok and report.exit_code == 1
     [problem] = [p for p in report.problems if p.severity == "error"]
     assert problem.code == "media-changed" and what in problem.message, problem.message
-    assert (problem.scenelet_id, problem.scenelet_label, problem.shot_index) == (root, "scenelet-1", 2)
+    assert (problem.scenelet_ref, problem.scenelet_label, problem.shot_index) == (root, "scenelet-1", 2)
     assert problem.path == str(victim)
     assert tree_files(out / story.story_id) == before  # the old bundle survives
     assert names(out) == [story.story_id]  # no staging left

@@ -40,7 +40,7 @@ def test_shots_come_grouped_and_only_media_free_shots_are_left_out(conn: psycopg
     loaded = load_snapshot(conn, builder.story_id)
 
     root, empty, last = (s.id for s in builder.scenelets)
-    groups = {(g.scenelet_ref, g.scenelet_id): g for g in loaded.shot_groups}
+    groups = {(g.scenelet_ref, g.scenelet_label): g for g in loaded.shot_groups}
     labels = builder.labels()
     main = groups[(root, labels[root])]
     assert main.shot_count == 7

@@ -84,7 +84,7 @@ def test_branch_with_one_playable_child_becomes_linear_without_branch_audio() ->
     assert nexts(bundle)["scenelet-1"] == {"type": "linear", "sceneletId": left}
     assert bundle.scenelets[0].branch_audio is None
     assert codes(bundle) == ["unplayable-scenelet"]
-    assert bundle.problems[0].scenelet_id == right and bundle.problems[0].scenelet_label == "scenelet-3"
+    assert bundle.problems[0].scenelet_ref == right and bundle.problems[0].scenelet_label == "scenelet-3"
 
 
 def test_branch_with_no_playable_children_is_incomplete() -> None:
@@ -124,7 +124,7 @@ def test_multiple_roots_are_each_reported() -> None:
     second = b.scenelet(terminal=True)
     bundle = plan_of(b)
     assert [p.code for p in bundle.errors] == ["multiple-roots", "multiple-roots"]
-    assert {p.scenelet_id for p in bundle.errors} == {first, second}
+    assert {p.scenelet_ref for p in bundle.errors} == {first, second}
     assert bundle.root_id is None and bundle.scenelets == ()
 
 
@@ -145,7 +145,7 @@ def test_parent_from_another_story_is_an_error() -> None:
     b.scenelet(terminal=True)
     stray = b.scenelet("11111111-1111-4111-8111-111111111111")
     bundle = plan_of(b)
-    assert [(p.code, p.scenelet_id) for p in bundle.errors] == [("foreign-parent", stray)]
+    assert [(p.code, p.scenelet_ref) for p in bundle.errors] == [("foreign-parent", stray)]
 
 
 def test_label_drift_is_a_warning_and_bundle_keys_by_uuid() -> None:
@@ -155,7 +155,7 @@ def test_label_drift_is_a_warning_and_bundle_keys_by_uuid() -> None:
     bundle = plan_of(b)
     assert codes(bundle) == ["label-drift"]
     drift = bundle.problems[0]
-    assert (drift.scenelet_id, drift.scenelet_label) == (child, "scenelet-2")
+    assert (drift.scenelet_ref, drift.scenelet_label) == (child, "scenelet-2")
     assert "scenelet-7" in drift.message
     assert bundle.scenelets[1].shots[0].image.target.startswith(f"assets/shots/{child}/")  # type: ignore[union-attr]
 
@@ -196,7 +196,7 @@ def test_traversal_paths_are_unsafe_errors(stored: str) -> None:
     root = b.scenelet(terminal=True, shots=[ShotSpec(1, image=stored)])
     bundle = plan_of(b)
     [problem] = bundle.errors
-    assert (problem.code, problem.scenelet_id, problem.shot_index, problem.path) == (
+    assert (problem.code, problem.scenelet_ref, problem.shot_index, problem.path) == (
         "unsafe-asset-path",
         root,
         1,
@@ -219,7 +219,7 @@ def test_blank_prompt_and_blank_label_are_errors() -> None:
     b.scenelet(root, choice_label="Fine", terminal=True)
     blank = b.scenelet(root, choice_label=" ", terminal=True)
     bundle = plan_of(b)
-    assert sorted((p.code, p.scenelet_id) for p in bundle.errors) == sorted(
+    assert sorted((p.code, p.scenelet_ref) for p in bundle.errors) == sorted(
         [("blank-choice-prompt", root), ("blank-choice-label", blank)]
     )
 
@@ -307,7 +307,7 @@ def test_problems_behind_an_unplayable_scenelet_are_reported() -> None:
     )
     bundle = plan_of(b)
     assert [s.id for s in bundle.scenelets] == [root]
-    found = {(p.code, p.scenelet_id, p.path) for p in bundle.problems}
+    found = {(p.code, p.scenelet_ref, p.path) for p in bundle.problems}
     assert ("unsafe-asset-path", hidden, "../../etc/passwd") in found
     assert ("unsafe-asset-path", hollow, "../../etc/branch.wav") in found
     assert ("label-drift", hidden, None) in found

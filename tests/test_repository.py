@@ -123,7 +123,7 @@ def test_create_scenelet_shots_stores_every_column(repo: Repository) -> None:
     )
 
     shots = repo.get_shots_by_scenelet_ref(ref)
-    assert [(s.shot_index, s.scenelet_id, s.scenelet_sequence, s.story_id) for s in shots] == [
+    assert [(s.shot_index, s.scenelet_label, s.scenelet_sequence, s.story_id) for s in shots] == [
         (1, "scenelet-1", 1, story_id),
         (2, "scenelet-1", 1, story_id),
     ]

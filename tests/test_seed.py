@@ -71,7 +71,7 @@ def test_example_story_seeds_with_recomputed_labels_and_sequences(conn: psycopg.
         assert (label_of.get(scenelet.parent_id or ""), scenelet.choice_label_from_parent) == (parent_label, choice)
     shots = repo.get_shots_by_story(EXAMPLE_ID)
     for uuid, label, _, _ in EXAMPLE_TREE:
-        assert {(s.scenelet_id, s.scenelet_sequence) for s in shots[uuid]} == {(label, int(label.split("-")[1]))}
+        assert {(s.scenelet_label, s.scenelet_sequence) for s in shots[uuid]} == {(label, int(label.split("-")[1]))}
     # ordered by sequence: scenelet-10 sorts after scenelet-9, not after scenelet-1
     assert list(shots) == [uuid for uuid, *_ in EXAMPLE_TREE]
     assert scenelets["3f2bbf56-c79f-4138-95e3-0264e0c66b25"].choice_prompt == "What should Mara do?"
@@ -114,7 +114,7 @@ def test_derived_timestamps_make_file_order_the_script_order(conn: psycopg.Conne
     assert scenelets["2"].created_at == base + timedelta(seconds=3)
     shots = Repository(conn).get_shots_by_story(MINIMAL_ID)
     assert [
-        (s.scenelet_id, s.scenelet_sequence, s.shot_index) for s in shots["00000000-0000-4000-8000-000000000001"]
+        (s.scenelet_label, s.scenelet_sequence, s.shot_index) for s in shots["00000000-0000-4000-8000-000000000001"]
     ] == [
         ("scenelet-1", 1, 1),
         ("scenelet-1", 1, 2),
@@ -131,7 +131,7 @@ def test_stored_label_overrides_the_recomputed_label(conn: psycopg.Connection, t
     seed_file(conn, story, tmp_path / "assets")
 
     shots = Repository(conn).get_shots_by_story(MINIMAL_ID)["00000000-0000-4000-8000-000000000001"]
-    assert {(s.scenelet_id, s.scenelet_sequence) for s in shots} == {("scenelet-7", 7)}
+    assert {(s.scenelet_label, s.scenelet_sequence) for s in shots} == {("scenelet-7", 7)}
 
 
 def test_without_media_key_nothing_is_copied_and_paths_are_stored_verbatim(

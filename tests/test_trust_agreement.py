@@ -71,7 +71,7 @@ def test_two_shots_at_one_index_are_an_error_naming_both_rows(
     assert _run(story, database, assets_root, tmp_path / "out") == (1, 1)
     report = api.check(story.story_id, database=database, assets_root=assets_root)
     [problem] = [p for p in report.problems if p.code == "duplicate-shot-index"]
-    assert problem.severity == "error" and problem.scenelet_id == scenelet and problem.shot_index == 1
+    assert problem.severity == "error" and problem.scenelet_ref == scenelet and problem.shot_index == 1
     assert "'scenelet-1'" in problem.message and "'scenelet-7'" in problem.message
     assert not (tmp_path / "out" / story.story_id).exists()
 

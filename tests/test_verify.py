@@ -277,7 +277,7 @@ def test_inconsistent_graph_is_reported(bundle: Path, case: str) -> None:
 def test_problems_carry_the_scenelet_and_shot(bundle: Path) -> None:
     point_shot_at_missing_file(bundle)
     (problem,) = verify_bundle(bundle).problems
-    assert (problem.severity, problem.scenelet_id, problem.scenelet_label, problem.shot_index) == (
+    assert (problem.severity, problem.scenelet_ref, problem.scenelet_label, problem.shot_index) == (
         "error",
         END,
         "scenelet-3",

@@ -222,14 +222,17 @@ def test_an_undecodable_source_is_a_story_problem(
     source.write_bytes(bytes(data))
     report = api.assemble(story.story_id, database=database, assets_root=assets_root, out_dir=tmp_path, web=WEB)
     assert not report.ok
-    assert [(p.code, p.scenelet_id, p.shot_index) for p in report.problems] == [("wrong-media-format", left, 1)]
+    assert [(p.code, p.scenelet_ref, p.shot_index) for p in report.problems] == [("wrong-media-format", left, 1)]
     assert not (tmp_path / story.story_id).exists()
 
 
 def test_web_without_the_extra_exits_3_before_any_work(tmp_path: Path) -> None:
     """Pillow and PyAV made unimportable in the child: one line naming the extra, exit 3, nothing touched."""
     out = tmp_path / "out"
-    code = "import sys; sys.modules['PIL'] = None; sys.modules['av'] = None; from bundler.cli import main; raise SystemExit(main())"
+    code = (
+        "import sys; sys.modules['PIL'] = None; sys.modules['av'] = None; "
+        "from bundler.cli import main; raise SystemExit(main())"
+    )
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     result = subprocess.run(
         [sys.executable, "-c", code, "assemble", "--web", "--database-url", "postgresql://nobody@127.0.0.1:9/none",

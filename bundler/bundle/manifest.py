@@ -32,7 +32,7 @@ def manifest_document(plan: BundlePlan, files: Sequence[FileEntry] | None) -> di
     """The manifest; ``files=None`` leaves ``files`` out (the copy embedded in the player, docs/design.md §5)."""
     from bundler import __version__  # here, not at import: ``verify`` and ``--help`` never pay for it
 
-    cue_map = {scenelet_id: cue.cue_name for cue in plan.cues for scenelet_id in cue.scenelet_ids}
+    cue_map = {scenelet_ref: cue.cue_name for cue in plan.cues for scenelet_ref in cue.scenelet_refs}
     order = {scenelet.id: n for n, scenelet in enumerate(plan.scenelets)}
     document = {
         "format": FORMAT,

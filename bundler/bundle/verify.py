@@ -324,13 +324,13 @@ class _Checks:
             if not isinstance(uid, str) or not _UUID.fullmatch(uid):
                 self.problem("invalid-manifest", f"scenelets[{position}] has no UUID id")
             elif uid in by_id:
-                self.problem("duplicate-scenelet", "appears twice in scenelets", scenelet_id=uid)
+                self.problem("duplicate-scenelet", "appears twice in scenelets", scenelet_ref=uid)
             else:
                 by_id[uid] = scenelet
         self.scenelet_count = len(by_id)
         for uid, scenelet in by_id.items():
             label = scenelet.get("label")
-            where: dict[str, Any] = {"scenelet_id": uid, "scenelet_label": label if isinstance(label, str) else None}
+            where: dict[str, Any] = {"scenelet_ref": uid, "scenelet_label": label if isinstance(label, str) else None}
             self.exact_keys(scenelet, "scenelet", **where)
             if (
                 not isinstance(label, str)
@@ -408,7 +408,7 @@ class _Checks:
                     pending.append(target)
         for uid in by_id:
             if uid not in seen:
-                self.problem("unreachable-scenelet", "cannot be reached from the root", scenelet_id=uid)
+                self.problem("unreachable-scenelet", "cannot be reached from the root", scenelet_ref=uid)
 
     def check_music(self, music: Any, by_id: Mapping[str, Any]) -> None:
         if not isinstance(music, dict):
@@ -436,7 +436,7 @@ class _Checks:
         for uid, name in cue_map.items():
             self.target(uid, by_id, "sceneletCueMap key", {})
             if not isinstance(name, str) or name not in names:
-                self.problem("unknown-cue", f"sceneletCueMap names unknown cue {name!r}", scenelet_id=uid)
+                self.problem("unknown-cue", f"sceneletCueMap names unknown cue {name!r}", scenelet_ref=uid)
 
 
 def _targets(step: Any) -> list[Any]:

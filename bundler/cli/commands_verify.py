@@ -154,7 +154,7 @@ class _ReadProgress:
 
 def _line(problem: Problem) -> str:
     """``error code path: message``: the file leads, so each bad file is one greppable line."""
-    where = [problem.scenelet_label or "", f"({problem.scenelet_id})" if problem.scenelet_id else ""]
+    where = [problem.scenelet_label or "", f"({problem.scenelet_ref})" if problem.scenelet_ref else ""]
     if problem.shot_index is not None:
         where.append(f"shot {problem.shot_index}")
     context = " ".join(part for part in where if part)

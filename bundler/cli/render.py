@@ -20,7 +20,7 @@ def github_escape(text: str, *, property_value: bool = False) -> str:
 
 
 def github_command(problem: Problem, story_id: str) -> str:
-    where = problem.scenelet_label or problem.scenelet_id or story_id
+    where = problem.scenelet_label or problem.scenelet_ref or story_id
     title = github_escape(terminal_text(f"{problem.code} in {where}"), property_value=True)
     return f"::{problem.severity} title={title}::{github_escape(terminal_text(problem.one_line()))}"
 

@@ -84,15 +84,15 @@ def located(conn: psycopg.Connection, story_id: str, column: Column) -> Iterator
 def _too_deep(conn: psycopg.Connection, story_id: str, column: Column) -> tuple[Problem, ...]:
     problems = []
     with conn.cursor() as cur:
-        for scenelet_id, label, shot_index, text in cur.execute(_AS_TEXT[column], (story_id,)):
+        for scenelet_ref, label, shot_index, text in cur.execute(_AS_TEXT[column], (story_id,)):
             if text is None or _readable(text):
                 continue
-            where = "" if scenelet_id is None else f" of scenelet {label or '?'} ({scenelet_id})"
+            where = "" if scenelet_ref is None else f" of scenelet {label or '?'} ({scenelet_ref})"
             if shot_index is not None:
                 where = f" of shot {shot_index}{where}"
             message = f"Story {story_id}: the {column}{where} {TOO_DEEP}."
             problems.append(
-                too_deep_problem(message, scenelet_id=scenelet_id, scenelet_label=label, shot_index=shot_index)
+                too_deep_problem(message, scenelet_ref=scenelet_ref, scenelet_label=label, shot_index=shot_index)
             )
     # changed since it was read: name the column at least
     return tuple(problems) or (too_deep_problem(f"Story {story_id}: a value of {column} {TOO_DEEP}."),)

@@ -35,7 +35,7 @@ SCENELET_COLUMNS = (
     "is_branch_point, is_terminal_node, branch_audio_file_path, created_at"
 )
 SHOT_COLUMNS = (
-    "story_id::text, scenelet_ref::text, scenelet_id, scenelet_sequence, shot_index, "
+    "story_id::text, scenelet_ref::text, scenelet_id as scenelet_label, scenelet_sequence, shot_index, "
     "storyboard_payload, key_frame_image_path, audio_file_path, video_file_path, created_at, updated_at"
 )
 
@@ -147,7 +147,10 @@ class Repository:
         scenelet_sequence: int,
         shots: Sequence[NewShot],
     ) -> None:
-        """Insert all shots of one scenelet, or none (refuses if the scenelet already has shots)."""
+        """Insert all shots of one scenelet, or none (refuses if the scenelet already has shots).
+
+        The pipeline's API, named after the columns: ``scenelet_ref`` is the scenelet's UUID,
+        ``scenelet_id`` the label stored on its shots (``scenelet-N``)."""
         story_id = require_uuid(story_id, "Story id")
         scenelet_ref = require_uuid(scenelet_ref, "Scenelet reference")
         if not scenelet_id or not scenelet_id.strip():

@@ -260,7 +260,7 @@ def media_changed_problem(plan: BundlePlan, exc: MediaChangedError) -> Problem:
                 exc.code,
                 str(exc),
                 path=copy.source.location,
-                scenelet_id=scenelet.id if scenelet else None,
+                scenelet_ref=scenelet.id if scenelet else None,
                 scenelet_label=scenelet.label if scenelet else None,
                 shot_index=shot_index,
             )

@@ -84,7 +84,7 @@ def story_document(
     reached = set(tree.order)
     # unreachable scenelets keep storage order (created_at, id), as list_scenelets returns them
     ordered = [by_id[i] for i in tree.order] + [s for s in scenelets if s.id not in reached]
-    positions = {scenelet_id: n for n, scenelet_id in enumerate(tree.order, start=1)}
+    positions = {scenelet_ref: n for n, scenelet_ref in enumerate(tree.order, start=1)}
     return {
         "format": FORMAT,
         "story": {
@@ -149,8 +149,8 @@ def _shot(shot: ShotRecord, label: str | None, sequence: int | None) -> dict[str
     if shot.video_file_path is not None:
         item["video"] = shot.video_file_path
     # stored labels are written only when they drift from the recomputed ones
-    if shot.scenelet_id != label:
-        item["stored_label"] = shot.scenelet_id
+    if shot.scenelet_label != label:
+        item["stored_label"] = shot.scenelet_label
     if shot.scenelet_sequence != sequence:
         item["stored_sequence"] = shot.scenelet_sequence
     item["storyboard"] = sorted_json(shot.storyboard_payload)

@@ -209,7 +209,7 @@ def plan_scenelets(doc: StoryDoc, source: str) -> list[PlannedScenelet]:
     tree = build_tree(records)
     errors = [p for p in tree.problems if p.severity == "error"]
     if errors:  # what is left after the checks above: parent cycles
-        culprit = by_id.get(errors[0].scenelet_id or "")
+        culprit = by_id.get(errors[0].scenelet_ref or "")
         raise fail(culprit, "parent", errors[0].message) if culprit else fail(None, "scenelets", errors[0].message)
 
     listed = [s.id for s in doc.scenelets]

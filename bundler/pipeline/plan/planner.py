@@ -71,7 +71,7 @@ def analyze(snapshot: StorySnapshot) -> Analysis:
         ref = group.scenelet_ref
         if ref in by_id:
             grouped.setdefault(ref, []).extend(group.shots)
-            labels.setdefault(ref, set()).add((group.scenelet_id, group.scenelet_sequence))
+            labels.setdefault(ref, set()).add((group.scenelet_label, group.scenelet_sequence))
         else:
             foreign[ref] = foreign.get(ref, 0) + group.shot_count
     for ref, count in sorted(foreign.items()):
@@ -79,7 +79,7 @@ def analyze(snapshot: StorySnapshot) -> Analysis:
             error(
                 "foreign-shot",
                 f"{count} shot(s) of this story point at scenelet {ref}, which belongs to another story.",
-                scenelet_id=ref,
+                scenelet_ref=ref,
             )
         )
     shots_by_ref = {ref: tuple(sorted(shots, key=lambda s: s.shot_index)) for ref, shots in grouped.items()}
@@ -96,11 +96,11 @@ def analyze(snapshot: StorySnapshot) -> Analysis:
         if type(judged) is str:  # unsafe paths are reported by ``plan`` where they are used
             requests.add(MediaRequest(judged, kind))
 
-    for scenelet_id in tree.order:
-        for shot in shots_by_ref.get(scenelet_id, ()):
+    for scenelet_ref in tree.order:
+        for shot in shots_by_ref.get(scenelet_ref, ()):
             request(shot.key_frame_image_path, "image")
             request(shot.audio_file_path, "audio")
-        scenelet = by_id[scenelet_id]
+        scenelet = by_id[scenelet_ref]
         if scenelet.is_branch_point:
             request(scenelet.branch_audio_file_path, "audio")
     for cue in cues:
@@ -148,19 +148,19 @@ class _Planner:
         self.problems: list[Problem] = list(analysis.problems)
         self.walked: set[str] = set()  # scenelets whose labels and shot paths ``reachable`` checked
 
-    def where(self, scenelet_id: str, shot_index: int | None = None, path: str | None = None) -> dict[str, object]:
+    def where(self, scenelet_ref: str, shot_index: int | None = None, path: str | None = None) -> dict[str, object]:
         return {
-            "scenelet_id": scenelet_id,
-            "scenelet_label": self.tree.labels.get(scenelet_id),
+            "scenelet_ref": scenelet_ref,
+            "scenelet_label": self.tree.labels.get(scenelet_ref),
             "shot_index": shot_index,
             "path": path,
         }
 
     def copy_for(
-        self, stored: str | None, kind: MediaKind, target: str, what: str, scenelet_id: str, shot: int | None
+        self, stored: str | None, kind: MediaKind, target: str, what: str, scenelet_ref: str, shot: int | None
     ) -> FileCopy | None:
         """The file to copy for a stored path, or None with a problem recorded."""
-        relative = self.safe_path(stored, what, scenelet_id, shot)
+        relative = self.safe_path(stored, what, scenelet_ref, shot)
         if relative is None:
             return None
         status = self.media.get(MediaRequest(relative, kind))
@@ -168,11 +168,11 @@ class _Planner:
             code = status.code if status and status.code else "missing-media"
             detail = status.detail if status and status.detail else "is missing (no such file under the assets root)"
             severity = warning if code == "missing-media" else error
-            self.problems.append(severity(code, f"The {what} {detail}.", **self.where(scenelet_id, shot, stored)))
+            self.problems.append(severity(code, f"The {what} {detail}.", **self.where(scenelet_ref, shot, stored)))
             return None
         return FileCopy(target, status.source, kind)
 
-    def safe_path(self, stored: str | None, what: str, scenelet_id: str, shot: int | None) -> str | None:
+    def safe_path(self, stored: str | None, what: str, scenelet_ref: str, shot: int | None) -> str | None:
         """The path under the assets root; None for no media, or with ``unsafe-asset-path`` recorded."""
         paths = self.analysis.paths
         relative = paths[stored] if stored in paths else judge_stored_path(stored)
@@ -181,7 +181,7 @@ class _Planner:
                 error(
                     "unsafe-asset-path",
                     f"The {what} path {relative}; refusing it.",
-                    **self.where(scenelet_id, shot, stored),
+                    **self.where(scenelet_ref, shot, stored),
                 )
             )
             return None
@@ -203,31 +203,31 @@ class _Planner:
             if scenelet.is_branch_point:
                 self.safe_path(scenelet.branch_audio_file_path, "branch narration", scenelet.id, None)
 
-    def shots_of(self, scenelet_id: str) -> tuple[PlannedShot, ...]:
+    def shots_of(self, scenelet_ref: str) -> tuple[PlannedShot, ...]:
         planned = []
-        for shot in self.analysis.shots_by_ref.get(scenelet_id, ()):
-            base = f"assets/shots/{scenelet_id}/{shot.shot_index}"
+        for shot in self.analysis.shots_by_ref.get(scenelet_ref, ()):
+            base = f"assets/shots/{scenelet_ref}/{shot.shot_index}"
             image = self.copy_for(
-                shot.key_frame_image_path, "image", f"{base}_key_frame.png", "key frame", scenelet_id, shot.shot_index
+                shot.key_frame_image_path, "image", f"{base}_key_frame.png", "key frame", scenelet_ref, shot.shot_index
             )
             audio = self.copy_for(
-                shot.audio_file_path, "audio", f"{base}_audio.wav", "narration", scenelet_id, shot.shot_index
+                shot.audio_file_path, "audio", f"{base}_audio.wav", "narration", scenelet_ref, shot.shot_index
             )
             if image or audio:
                 planned.append(PlannedShot(shot.shot_index, image, audio, shot.lines))
         return tuple(planned)
 
-    def check_labels(self, scenelet_id: str) -> None:
-        label = self.tree.labels[scenelet_id]
+    def check_labels(self, scenelet_ref: str) -> None:
+        label = self.tree.labels[scenelet_ref]
         sequence = int(label.removeprefix("scenelet-"))
-        drifted = [pair for pair in self.analysis.stored_labels.get(scenelet_id, ()) if pair != (label, sequence)]
+        drifted = [pair for pair in self.analysis.stored_labels.get(scenelet_ref, ()) if pair != (label, sequence)]
         for stored_label, stored_sequence in drifted:
             self.problems.append(
                 warning(
                     "label-drift",
                     f"Shots store label {stored_label!r} (sequence {stored_sequence}) but the tree now "
                     f"numbers this scenelet {label}; shots are grouped by UUID so the bundle is unaffected.",
-                    **self.where(scenelet_id),
+                    **self.where(scenelet_ref),
                 )
             )
 
@@ -238,12 +238,12 @@ class _Planner:
             return
         stack = [root]
         while stack:
-            scenelet_id = stack.pop()
-            self.walked.add(scenelet_id)
-            self.check_labels(scenelet_id)
-            shots = self.shots_of(scenelet_id)
+            scenelet_ref = stack.pop()
+            self.walked.add(scenelet_ref)
+            self.check_labels(scenelet_ref)
+            shots = self.shots_of(scenelet_ref)
             if not shots:
-                if scenelet_id == root:
+                if scenelet_ref == root:
                     self.problems.append(
                         error(
                             "root-not-playable",
@@ -252,20 +252,20 @@ class _Planner:
                         )
                     )
                 else:
-                    self.report_unplayable(scenelet_id)
+                    self.report_unplayable(scenelet_ref)
                 continue
-            yield scenelet_id, shots
-            if not self.by_id[scenelet_id].is_terminal_node:
-                stack.extend(reversed(self.tree.children.get(scenelet_id, ())))
+            yield scenelet_ref, shots
+            if not self.by_id[scenelet_ref].is_terminal_node:
+                stack.extend(reversed(self.tree.children.get(scenelet_ref, ())))
 
-    def report_unplayable(self, scenelet_id: str) -> None:
-        hidden = _count_descendants(scenelet_id, self.tree.children)
+    def report_unplayable(self, scenelet_ref: str) -> None:
+        hidden = _count_descendants(scenelet_ref, self.tree.children)
         tail = f"; its {hidden} descendant scenelet(s) are left out too" if hidden else ""
         self.problems.append(
             warning(
                 "unplayable-scenelet",
                 f"Scenelet has no shot with usable media and is left out of the bundle{tail}.",
-                **self.where(scenelet_id),
+                **self.where(scenelet_ref),
             )
         )
 
@@ -284,7 +284,7 @@ class _Planner:
             return Next("terminal")
         playable = [c for c in children if c in bundled]
         if len(playable) == 1:
-            return Next("linear", scenelet_id=playable[0])
+            return Next("linear", scenelet_ref=playable[0])
         if not playable:
             why = "has no children yet" if not children else "has no playable child"
             self.problems.append(
@@ -319,13 +319,13 @@ class _Planner:
 
     def scenelets(self) -> tuple[PlannedScenelet, ...]:
         walked = list(self.reachable())
-        bundled = {scenelet_id for scenelet_id, _ in walked}
+        bundled = {scenelet_ref for scenelet_ref, _ in walked}
         planned = []
-        for scenelet_id, shots in walked:
-            scenelet = self.by_id[scenelet_id]
+        for scenelet_ref, shots in walked:
+            scenelet = self.by_id[scenelet_ref]
             if not scenelet.description:
                 self.problems.append(
-                    warning("missing-description", "Scenelet content has no description.", **self.where(scenelet_id))
+                    warning("missing-description", "Scenelet content has no description.", **self.where(scenelet_ref))
                 )
             next_step = self.next_of(scenelet, bundled)
             branch_audio = None
@@ -333,32 +333,32 @@ class _Planner:
                 branch_audio = self.copy_for(
                     scenelet.branch_audio_file_path,
                     "audio",
-                    f"assets/branches/{scenelet_id}/branch_audio.wav",
+                    f"assets/branches/{scenelet_ref}/branch_audio.wav",
                     "branch narration",
-                    scenelet_id,
+                    scenelet_ref,
                     None,
                 )
             planned.append(
                 PlannedScenelet(
-                    scenelet_id, self.tree.labels[scenelet_id], scenelet.description, shots, next_step, branch_audio
+                    scenelet_ref, self.tree.labels[scenelet_ref], scenelet.description, shots, next_step, branch_audio
                 )
             )
         return tuple(planned)
 
     def music(self, bundled: list[str]) -> tuple[PlannedCue, ...]:
         story_id = self.analysis.snapshot.story.id
-        position = {scenelet_id: n for n, scenelet_id in enumerate(bundled)}  # pre-order rank
+        position = {scenelet_ref: n for n, scenelet_ref in enumerate(bundled)}  # pre-order rank
         # cue ids are labels, resolved through the labels stored on shots (first shot wins)
         alias: dict[str, str] = {}
         for group in self.analysis.snapshot.shot_groups:  # in shot order
-            alias.setdefault(group.scenelet_id.strip(), group.scenelet_ref)
+            alias.setdefault(group.scenelet_label.strip(), group.scenelet_ref)
         claimed: dict[str, str] = {}
         kept: list[tuple[RawCue, tuple[str, ...], FileCopy]] = []
         for cue in self.analysis.cues:
             members: dict[str, None] = {}  # insertion-ordered set: O(1) membership for long cues
             for ref in cue.scenelet_refs:
-                scenelet_id = alias.get(ref) or (ref if ref in self.by_id else None)
-                if scenelet_id is None:
+                scenelet_ref = alias.get(ref) or (ref if ref in self.by_id else None)
+                if scenelet_ref is None:
                     self.problems.append(
                         warning(
                             "unknown-music-scenelet",
@@ -366,27 +366,27 @@ class _Planner:
                         )
                     )
                     continue
-                if scenelet_id not in position or scenelet_id in members:
+                if scenelet_ref not in position or scenelet_ref in members:
                     continue
-                if scenelet_id in claimed:
+                if scenelet_ref in claimed:
                     self.problems.append(
                         warning(
                             "music-cue-conflict",
                             f"Music cue {cue.cue_name!r} also claims this scenelet; cue "
-                            f"{claimed[scenelet_id]!r} keeps it.",
-                            **self.where(scenelet_id),
+                            f"{claimed[scenelet_ref]!r} keeps it.",
+                            **self.where(scenelet_ref),
                         )
                     )
                     continue
-                members[scenelet_id] = None
+                members[scenelet_ref] = None
             if not members:
                 continue
             stored = music_stored_path(story_id, cue.cue_name)
             source = self.copy_for(stored, "music", "", f"music for cue {cue.cue_name!r}", next(iter(members)), None)
             if source is None:
                 continue
-            for scenelet_id in members:
-                claimed[scenelet_id] = cue.cue_name
+            for scenelet_ref in members:
+                claimed[scenelet_ref] = cue.cue_name
             kept.append((cue, tuple(sorted(members, key=position.__getitem__)), source))
         names = unique_file_names(cue.cue_name for cue, _, _ in kept)
         planned = []
@@ -418,18 +418,18 @@ def plan(
 
 def _reading_order(problems: list[Problem], order: tuple[str, ...]) -> tuple[Problem, ...]:
     """Once each; story-wide problems first, then by scenelet in tree order and shot index."""
-    position = {scenelet_id: n for n, scenelet_id in enumerate(order)}
+    position = {scenelet_ref: n for n, scenelet_ref in enumerate(order)}
 
     def key(problem: Problem) -> tuple[int, int]:
-        where = -1 if problem.scenelet_id is None else position.get(problem.scenelet_id, len(position))
+        where = -1 if problem.scenelet_ref is None else position.get(problem.scenelet_ref, len(position))
         return where, problem.shot_index or 0
 
     return tuple(sorted(dict.fromkeys(problems), key=key))
 
 
-def _count_descendants(scenelet_id: str, children: Mapping[str, tuple[str, ...]]) -> int:
+def _count_descendants(scenelet_ref: str, children: Mapping[str, tuple[str, ...]]) -> int:
     count = 0
-    queue = deque(children.get(scenelet_id, ()))
+    queue = deque(children.get(scenelet_ref, ()))
     while queue:
         count += 1
         queue.extend(children.get(queue.popleft(), ()))

@@ -17,7 +17,7 @@ def duplicate_shot_indexes(shots_by_ref: Mapping[str, tuple[ShotRecord, ...]]) -
                 yield error(
                     "duplicate-shot-index",
                     f"Two shots of scenelet {ref} have shot_index {after.shot_index}: the row stored as "
-                    f"{before.scenelet_id!r} and the row stored as {after.scenelet_id!r}.",
-                    scenelet_id=ref,
+                    f"{before.scenelet_label!r} and the row stored as {after.scenelet_label!r}.",
+                    scenelet_ref=ref,
                     shot_index=after.shot_index,
                 )

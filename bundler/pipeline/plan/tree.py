@@ -43,7 +43,7 @@ def build_tree(scenelets: Sequence[SceneletRecord]) -> StoryTree:
                 error(
                     "foreign-parent",
                     f"Scenelet {scenelet.id} references parent {parent}, which is not a scenelet of this story.",
-                    scenelet_id=scenelet.id,
+                    scenelet_ref=scenelet.id,
                 )
             )
             continue
@@ -63,17 +63,17 @@ def build_tree(scenelets: Sequence[SceneletRecord]) -> StoryTree:
                 error(
                     "multiple-roots",
                     f"The story tree must have exactly one root; found {len(roots)}: {', '.join(roots)}.",
-                    scenelet_id=root,
+                    scenelet_ref=root,
                 )
             )
 
     order = _pre_order(roots, children)
-    labels = {scenelet_id: f"scenelet-{n}" for n, scenelet_id in enumerate(order, start=1)}
+    labels = {scenelet_ref: f"scenelet-{n}" for n, scenelet_ref in enumerate(order, start=1)}
     problems.extend(_cycle_problems(by_id, set(order), children))
     problems = [
         p
-        if p.scenelet_label or not p.scenelet_id or p.scenelet_id not in labels
-        else Problem(p.severity, p.code, p.message, p.scenelet_id, labels[p.scenelet_id], p.shot_index, p.path)
+        if p.scenelet_label or not p.scenelet_ref or p.scenelet_ref not in labels
+        else Problem(p.severity, p.code, p.message, p.scenelet_ref, labels[p.scenelet_ref], p.shot_index, p.path)
         for p in problems
     ]
     return StoryTree(
@@ -122,7 +122,7 @@ def _cycle_problems(
                     "parent-cycle",
                     f"Scenelets form a parent cycle ({members}); "
                     f"{hanging} more scenelet(s) hang off it and are unreachable from the root.",
-                    scenelet_id=first,
+                    scenelet_ref=first,
                 )
             )
             settled.update(_subtree(cycle, children))

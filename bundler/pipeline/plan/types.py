@@ -107,32 +107,32 @@ NextType = Literal["terminal", "linear", "branch", "incomplete"]
 
 @dataclass(frozen=True, slots=True)
 class Choice:
-    scenelet_id: str
+    scenelet_ref: str
     label: str
 
 
 @dataclass(frozen=True, slots=True)
 class Next:
     type: NextType
-    scenelet_id: str | None = None  # linear
+    scenelet_ref: str | None = None  # linear
     choice_prompt: str | None = None  # branch
     choices: tuple[Choice, ...] = ()  # branch
 
     def to_json(self) -> dict[str, Any]:
         if self.type == "linear":
-            return {"type": "linear", "sceneletId": self.scenelet_id}
+            return {"type": "linear", "sceneletId": self.scenelet_ref}
         if self.type == "branch":
             return {
                 "type": "branch",
                 "choicePrompt": self.choice_prompt,
-                "choices": [{"sceneletId": c.scenelet_id, "label": c.label} for c in self.choices],
+                "choices": [{"sceneletId": c.scenelet_ref, "label": c.label} for c in self.choices],
             }
         return {"type": self.type}
 
     def targets(self) -> tuple[str, ...]:
-        if self.type == "linear" and self.scenelet_id:
-            return (self.scenelet_id,)
-        return tuple(c.scenelet_id for c in self.choices)
+        if self.type == "linear" and self.scenelet_ref:
+            return (self.scenelet_ref,)
+        return tuple(c.scenelet_ref for c in self.choices)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,11 +158,11 @@ class PlannedScenelet:
 @dataclass(frozen=True, slots=True)
 class PlannedCue:
     cue_name: str
-    scenelet_ids: tuple[str, ...]
+    scenelet_refs: tuple[str, ...]
     file: FileCopy
 
     def to_json(self) -> dict[str, Any]:
-        return {"cueName": self.cue_name, "sceneletIds": list(self.scenelet_ids), "audioPath": self.file.target}
+        return {"cueName": self.cue_name, "sceneletIds": list(self.scenelet_refs), "audioPath": self.file.target}
 
 
 @dataclass(frozen=True)
