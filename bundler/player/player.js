@@ -11,8 +11,10 @@
  * late media event from an earlier shot can never move the story.
  *
  * The viewer's path (scenelets visited, root first) is the history: "back to
- * last choice" cuts it at the latest branch, and it is saved in localStorage
- * (per story id and export time) so a reopened page can continue.
+ * last choice" cuts it at the latest branch, "previous shot" walks back along
+ * it a shot at a time, the "story so far" panel lists the captions it showed,
+ * and it is saved in localStorage (per story id and export time) so a
+ * reopened page can continue.
  */
 (() => {
   'use strict';
@@ -77,6 +79,11 @@
     iconPause: $('icon-pause'),
     iconPlay: $('icon-play'),
     nextButton: $('next-button'),
+    previousButton: $('previous-button'),
+    historyButton: $('history-button'),
+    historyScreen: $('history-screen'),
+    historyClose: $('history-close'),
+    historyList: $('history-list'),
     backButton: $('back-button'),
     captionsButton: $('captions-button'),
     muteButton: $('mute-button'),
@@ -97,6 +104,7 @@
     muted: false,
     soundBlocked: false, // the browser refused to play sound until the next gesture
     confirming: false, // "leave for the title screen?" is open
+    history: false, // the "story so far" panel is open: {wasPaused, returnTo}
     image: 'none', // loading | loaded | error | none
     imagePath: null,
     choices: [], // [{sceneletId, label}] offered on the choice screen
@@ -938,6 +946,62 @@
     else finishScenelet(scenelet);
   }
 
+  const isBranch = (scenelet) => Boolean(scenelet) && scenelet.next.type === 'branch' && branchChoices(scenelet).length > 0;
+
+  /**
+   * ← : one step back along the path the viewer took. The steps of a scene
+   * are its shots and then what follows them (a choice overlay, an ending), so
+   * from an overlay or ending it is the scene's last shot, and from a scene's
+   * first shot it is the step before it: the choice that led here (the viewer
+   * chooses again) or the last shot of the scene before. At the story's first
+   * shot that shot starts over. The path is cut to where the viewer now is,
+   * so the saved place (Continue) is exactly this step.
+   */
+  function previousShot() {
+    if (state.confirming || state.history || !['playing', 'choice', 'terminal', 'incomplete'].includes(state.screen)) return;
+    const scenelet = story.byId.get(state.sceneletId);
+    if (!scenelet) return;
+    if (state.screen !== 'playing' && scenelet.shots.length > 0) {
+      replayShot(state.path.length - 1, scenelet.shots.length - 1);
+      return;
+    }
+    if (state.screen === 'playing' && state.shotPos > 0) {
+      replayShot(state.path.length - 1, state.shotPos - 1);
+      return;
+    }
+    // back across the scene boundary; a scene without shots is no step of its own
+    for (let at = state.path.length - 2; at >= 0; at -= 1) {
+      const before = story.byId.get(state.path[at]);
+      if (isBranch(before)) {
+        note('previous-shot', { sceneletId: before.id, screen: 'choice' });
+        returnToChoice(at);
+        return;
+      }
+      if (before && before.shots.length > 0) {
+        replayShot(at, before.shots.length - 1);
+        return;
+      }
+    }
+    if (state.screen === 'playing' && scenelet.shots.length > 0) replayShot(state.path.length - 1, 0);
+  }
+
+  /** Plays shot `pos` of the scene at position `at` of the path, which becomes the path's end. */
+  function replayShot(at, pos) {
+    const sceneletId = state.path[at];
+    const scenelet = story.byId.get(sceneletId);
+    note('previous-shot', { sceneletId, shotIndex: scenelet.shots[pos].shotIndex, screen: 'playing' });
+    const wasOverlay = state.screen !== 'playing';
+    unpause({ resumeMusic: true });
+    state.path = state.path.slice(0, at + 1);
+    state.sceneletId = sceneletId;
+    state.choices = [];
+    setScreen('playing');
+    music.setCue(story.cueFor(sceneletId));
+    playShot(scenelet, pos);
+    // the overlay that had focus is gone; a pressed control keeps it
+    if (wasOverlay && !ui.controls.contains(document.activeElement)) ui.story.focus({ preventScroll: true });
+  }
+
   /** The caption: the shot's narration script, else the scene description; all of it, scrollable. */
   function showCaption(scenelet, shot) {
     const lines = shot && shot.lines.length > 0 ? shot.lines : null;
@@ -1097,8 +1161,13 @@
   function backToLastChoice() {
     const at = lastChoiceIndex();
     if (at < 0 || state.confirming || !['playing', 'choice', 'terminal', 'incomplete'].includes(state.screen)) return;
+    note('back', { sceneletId: state.path[at] });
+    returnToChoice(at);
+  }
+
+  /** The choice overlay of the branch at position `at` of the path, its last frame behind it. */
+  function returnToChoice(at) {
     const sceneletId = state.path[at];
-    note('back', { sceneletId });
     unpause({ resumeMusic: true }); // the overlay keeps the music of its scene going
     state.path = state.path.slice(0, at + 1);
     state.sceneletId = sceneletId;
@@ -1229,7 +1298,7 @@
     ui.incompleteScreen.hidden = screen !== 'incomplete';
     ui.errorScreen.hidden = screen !== 'error';
     // the stage is decorative; keep keyboard focus out of whatever is covered
-    ui.controls.inert = state.confirming || (screen !== 'playing' && screen !== 'choice');
+    ui.controls.inert = Boolean(state.confirming || state.history) || (screen !== 'playing' && screen !== 'choice');
     const canGoBack = story !== null && lastChoiceIndex() >= 0;
     ui.backButton.hidden = !canGoBack;
     for (const button of ui.backToChoice) button.hidden = !canGoBack;
@@ -1258,6 +1327,109 @@
     setScreen('error');
   }
 
+  // ------------------------------------------------------------ story so far
+
+  /** Scenes of the path listed at most: a long path stays one short task to render. */
+  const HISTORY_SCENES = 200;
+
+  /**
+   * What the captions showed on this path, oldest first: each shot's lines,
+   * or its scene's description (once per scene, as consecutive shots repeat
+   * it), and the choice taken at each branch. The current scene counts up to
+   * the current shot (all of it on its overlay or ending), so after stepping
+   * back the list ends where the viewer is.
+   */
+  function seenSoFar() {
+    const entries = [];
+    const first = Math.max(0, state.path.length - HISTORY_SCENES);
+    if (first > 0) entries.push({ kind: 'more' });
+    const last = state.path.length - 1;
+    for (let i = first; i <= last; i += 1) {
+      const scenelet = story.byId.get(state.path[i]);
+      if (!scenelet) continue;
+      const upTo = i < last || state.screen !== 'playing' ? scenelet.shots.length - 1 : state.shotPos;
+      let described = false;
+      for (let pos = 0; pos <= upTo; pos += 1) {
+        const shot = scenelet.shots[pos];
+        if (shot.lines.length > 0) {
+          for (const line of shot.lines) entries.push({ kind: 'line', speaker: line.speaker, text: line.text });
+        } else if (scenelet.description && !described) {
+          entries.push({ kind: 'description', text: scenelet.description });
+          described = true;
+        }
+      }
+      const taken = i < last && isBranch(scenelet) ? branchChoices(scenelet).find((c) => c.sceneletId === state.path[i + 1]) : null;
+      if (taken) entries.push({ kind: 'choice', text: text(taken.label) });
+    }
+    return entries;
+  }
+
+  function renderHistoryEntry(entry) {
+    const item = document.createElement('li');
+    item.className = `history__item history__item--${entry.kind}`;
+    const words = document.createElement('span');
+    words.className = 'history__text';
+    if (entry.kind === 'more') {
+      words.textContent = 'Earlier scenes are not listed.';
+    } else if (entry.kind === 'choice') {
+      const lead = document.createElement('span');
+      lead.className = 'history__lead';
+      lead.textContent = 'You chose: ';
+      words.textContent = entry.text;
+      item.append(lead);
+    } else {
+      if (entry.speaker) {
+        const speaker = document.createElement('span');
+        speaker.className = 'caption__speaker';
+        speaker.textContent = entry.speaker;
+        const colon = document.createElement('span');
+        colon.className = 'visually-hidden';
+        colon.textContent = ': ';
+        item.append(speaker, colon);
+      }
+      words.textContent = entry.text;
+    }
+    item.append(words);
+    return item;
+  }
+
+  /** L: the captions already shown, newest last, in a modal panel; the story waits meanwhile. */
+  function openHistory() {
+    if (state.history || state.confirming || !['playing', 'choice', 'terminal', 'incomplete'].includes(state.screen)) return;
+    const entries = seenSoFar();
+    const items = entries.map(renderHistoryEntry);
+    if (entries.length === 0) {
+      const empty = document.createElement('li');
+      empty.className = 'history__item history__item--description';
+      empty.textContent = 'Nothing has been shown yet.';
+      items.push(empty);
+    }
+    ui.historyList.replaceChildren(...items);
+    state.history = { wasPaused: state.paused, returnTo: document.activeElement };
+    pause();
+    ui.historyScreen.hidden = false;
+    ui.story.inert = true;
+    ui.controls.inert = true;
+    ui.historyButton.setAttribute('aria-expanded', 'true');
+    note('history-open', { entries: entries.length });
+    ui.historyList.scrollTop = ui.historyList.scrollHeight; // newest last, in view
+    ui.historyList.focus({ preventScroll: true }); // arrows and Space scroll it from here
+  }
+
+  function closeHistory() {
+    if (!state.history) return;
+    const { wasPaused, returnTo } = state.history;
+    state.history = false;
+    ui.historyScreen.hidden = true;
+    ui.story.inert = false;
+    ui.historyButton.setAttribute('aria-expanded', 'false');
+    setScreen(state.screen);
+    note('history-close');
+    if (!wasPaused) resume();
+    const back = returnTo && returnTo !== document.body && returnTo.isConnected && !returnTo.closest('[hidden]') ? returnTo : ui.story;
+    back.focus({ preventScroll: true });
+  }
+
   // ---------------------------------------------------------------- keyboard
 
   function onKeyDown(event) {
@@ -1268,6 +1440,13 @@
         stayInStory();
       }
       return; // the dialog's own buttons take the rest
+    }
+    if (state.history) {
+      if ((event.key === 'Escape' || event.key.toLowerCase() === 'l') && !event.repeat) {
+        event.preventDefault();
+        closeHistory();
+      }
+      return; // the story behind the panel waits; Space and arrows scroll the list
     }
     const inStory = state.screen === 'playing' || state.screen === 'choice';
     const onButton = document.activeElement && document.activeElement.tagName === 'BUTTON';
@@ -1290,7 +1469,9 @@
     }
     const actions = {
       ArrowRight: nextShot,
+      ArrowLeft: previousShot,
       b: backToLastChoice,
+      l: openHistory,
       c: () => inStory && setCaptions(!state.captions),
       m: () => setMuted(!state.muted),
       f: toggleFullscreen,
@@ -1330,6 +1511,9 @@
     ui.confirmLeave.addEventListener('click', goToStart);
     ui.pauseButton.addEventListener('click', togglePause);
     ui.nextButton.addEventListener('click', nextShot);
+    ui.previousButton.addEventListener('click', previousShot);
+    ui.historyButton.addEventListener('click', openHistory);
+    ui.historyClose.addEventListener('click', closeHistory);
     ui.backButton.addEventListener('click', backToLastChoice);
     for (const button of ui.backToChoice) button.addEventListener('click', backToLastChoice);
     ui.captionsButton.addEventListener('click', () => setCaptions(!state.captions));
@@ -1374,6 +1558,7 @@
         muted: state.muted,
         soundBlocked: state.soundBlocked,
         confirming: Boolean(state.confirming),
+        history: Boolean(state.history),
         path: state.path.slice(),
         canGoBack: lastChoiceIndex() >= 0,
         image: state.image,

@@ -319,7 +319,15 @@ HOSTILE = StorySpec(
     scenes=(
         SceneSpec("root", f"Caption {XSS_SCRIPT} {XSS_IMG}", prompt=f"Prompt {XSS_SCRIPT} {XSS_IMG}", palette=2),
         SceneSpec("a", "A", parent="root", choice_label=f"Label {XSS_SCRIPT}", terminal=True, palette=3),
-        SceneSpec("b", "B", parent="root", choice_label=f"Label {XSS_IMG}", terminal=True, palette=4),
+        SceneSpec(
+            "b",
+            "B",
+            shots=(ShotSpec(lines=((XSS_IMG, f"Line {XSS_SCRIPT} {XSS_IMG}"),)),),  # story so far lists it
+            parent="root",
+            choice_label=f"Label {XSS_IMG}",
+            terminal=True,
+            palette=4,
+        ),
     ),
     cues=(CueSpec(XSS_CUE, ("root",)),),
 )
