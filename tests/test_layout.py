@@ -140,3 +140,25 @@ def test_imports_inside_functions_only_at_optional_edges() -> None:
         and name not in ("bundler", "bundler.__version__")  # the version: read from metadata only when asked
     ]
     assert lazy == []
+def test_modules_stay_small_enough_to_read_in_one_sitting() -> None:
+    """At most 400 lines, unless the module's docstring says why it is long ("Long: ...")."""
+    long = {}
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        doc = ast.get_docstring(ast.parse(text)) or ""
+        if (count := len(text.splitlines())) > 400 and "long:" not in doc.lower():
+            long[_module_name(path)] = count
+    assert long == {}
+
+
+def test_functions_over_sixty_lines_say_why() -> None:
+    unexplained = []
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno is not None:
+                length = node.end_lineno - node.lineno + 1
+                doc = ast.get_docstring(node) or ""
+                if length > 60 and "long:" not in doc.lower():
+                    unexplained.append(f"{_module_name(path)}.{node.name}: {length} lines")
+    assert unexplained == []

@@ -6,7 +6,8 @@ from __future__ import annotations
 import psycopg
 
 from bundler.pipeline.load import load_snapshot
-from bundler.pipeline.plan.planner import analyze, default_exported_at, plan
+from bundler.pipeline.plan.analysis import default_exported_at
+from bundler.pipeline.plan.planner import analyze, plan
 from tests.builders import ShotSpec, StoryBuilder
 from tests.test_planner import EXPORTED, all_present
 

@@ -171,7 +171,7 @@ def build_bundle(
     source: MediaSource,
     previous: PreviousBundle | None = None,
 ) -> Built:
-    """Fill ``staging`` (an empty folder) with media copied from ``source``.
+    """Fill ``staging`` (an empty folder) with media copied (or encoded) from ``source``.
 
     Files of the bundle being replaced (``previous``: a folder on the same file system, and its seal)
     are hard-linked instead of copied when their source record proves them current.
@@ -182,60 +182,23 @@ def build_bundle(
     (no folders made, no links, no old bundle to delete).
     """
     copies = plan.files()
-    folder, seal = (previous.folder, previous.seal) if previous is not None else (None, None)
-    previous_text, staging_text = (os.fspath(folder) if folder else ""), os.fspath(staging)
     checked_ns = time.time_ns()  # before any file of the previous bundle is looked at
-
     tally = WebTally() if plan.web is not None else None
     texts = _Texts(staging, None)
     rendered: list[FileEntry] | None = None
-    key: bytes | None = None
-    if folder is not None:
-        current = run_adaptive(copies, lambda c: source.current(c, f"{previous_text}/{c.target}", seal), jobs)
-        if all(current) and exact_tree(folder, {c.target for c in copies} | set(texts_record.TEXTS)):
-            media = [entry for entry in current if entry is not None]
-            key = texts_record.texts_key(plan, media)
-            kept = texts_record.cached(folder, key)  # the texts, proven current without rendering them
-            if kept is None:
-                texts = _Texts(staging, folder)
-                rendered = _render(plan, media, texts)
-                if texts.unchanged:
-                    kept = texts.entries
-                    texts_record.store(folder, key, kept)
-            if kept is not None:
-                if progress:
-                    progress(sum(c.source.size for c in copies))
-                # every file was proven current after checked_ns: the time to seal the bundle with again
-                if tally is not None:
-                    tally.add(reused=sum(1 for c in copies if c.encoding is not None))
-                return Built([*media, kept[0]], unchanged_since=checked_ns, web=tally)  # kept[0]: the player
+    if previous is not None and previous.folder is not None:
+        texts, rendered, kept = _previous_if_current(plan, staging, previous.folder, previous.seal, source, jobs)
+        if kept is not None:
+            if progress:
+                progress(sum(c.source.size for c in copies))
+            if tally is not None:
+                tally.add(reused=sum(1 for c in copies if c.encoding is not None))
+            # every file was proven current after checked_ns: the time to seal the bundle with again
+            return Built(kept, unchanged_since=checked_ns, web=tally)
 
     make_folders(staging, copies)
-    stored = previous.held if previous is not None else frozenset()
-    held: set[str] = set()
-
-    def one(copy: FileCopy) -> FileEntry:
-        if stored and copy.encoding is None:  # an encoded file is never its source's bytes
-            trusted = source.trusted(copy)
-            if trusted is not None and trusted.sha256 in stored:  # the destination copies it in place
-                held.add(copy.target)
-                if progress:
-                    progress(trusted.bytes)
-                return trusted
-        if folder is not None:
-            reused = source.reuse(copy, previous_text, f"{staging_text}/{copy.target}", seal)
-            if reused is not None:
-                if progress:
-                    progress(copy.source.size)
-                if tally is not None and copy.encoding is not None:
-                    tally.add(reused=1)
-                return reused
-        if tally is not None and copy.encoding is not None:
-            tally.add(encoded=1)
-            return make_encoded(copy, source, staging / copy.target, progress)
-        return source.copy(copy, staging / copy.target, progress)
-
-    media = run_tuned(copies, one, source.copy_jobs(jobs), lambda copy: copy.source.size)
+    maker = _FileMaker(source, staging, previous, progress, tally)
+    media = run_tuned(copies, maker.make, source.copy_jobs(jobs), lambda copy: copy.source.size)
     # a record keeps a source's own bytes' SHA-256: an encoded file (made from them) has none to keep
     sources = {
         copy.target: source.provenance(copy, entry)
@@ -247,9 +210,72 @@ def build_bundle(
     else:
         texts = _Texts(staging, None)
         rendered = _render(plan, media, texts)
-        key = texts_record.texts_key(plan, media)
-    texts_record.store(staging, key, texts.entries)
-    return Built(rendered, held=frozenset(held), sources=sources, web=tally)
+    texts_record.store(staging, texts_record.texts_key(plan, media), texts.entries)
+    return Built(rendered, held=frozenset(maker.held), sources=sources, web=tally)
+
+
+def _previous_if_current(
+    plan: BundlePlan, staging: Path, folder: Path, seal: int | None, source: MediaSource, jobs: int
+) -> tuple[_Texts, list[FileEntry] | None, list[FileEntry] | None]:
+    """Is the bundle in ``folder`` already this one? Its files (media and player) when it is; else
+    the texts rendered while finding out (kept to be written once the media are in staging)."""
+    copies = plan.files()
+    texts = _Texts(staging, None)
+    current = run_adaptive(copies, lambda c: source.current(c, f"{os.fspath(folder)}/{c.target}", seal), jobs)
+    if not (all(current) and exact_tree(folder, {c.target for c in copies} | set(texts_record.TEXTS))):
+        return texts, None, None
+    media = [entry for entry in current if entry is not None]
+    key = texts_record.texts_key(plan, media)
+    kept = texts_record.cached(folder, key)  # the texts, proven current without rendering them
+    rendered = None
+    if kept is None:
+        texts = _Texts(staging, folder)
+        rendered = _render(plan, media, texts)
+        if texts.unchanged:
+            kept = texts.entries
+            texts_record.store(folder, key, kept)
+    return texts, rendered, None if kept is None else [*media, kept[0]]  # kept[0]: the player
+
+
+class _FileMaker:
+    """How each file of the new bundle is made: left where the destination holds its bytes, linked
+    from the previous bundle, encoded (``--web``) or copied."""
+
+    def __init__(
+        self,
+        source: MediaSource,
+        staging: Path,
+        previous: PreviousBundle | None,
+        progress: Progress | None,
+        tally: WebTally | None,
+    ) -> None:
+        self.source, self.staging, self.progress, self.tally = source, staging, progress, tally
+        self.stored = previous.held if previous is not None else frozenset()
+        self.folder = os.fspath(previous.folder) if previous is not None and previous.folder else None
+        self.seal = previous.seal if previous is not None else None
+        self.held: set[str] = set()  # files left out of staging: the destination copies them in place
+
+    def make(self, copy: FileCopy) -> FileEntry:
+        source, progress, tally, encoded = self.source, self.progress, self.tally, copy.encoding is not None
+        if self.stored and not encoded:  # an encoded file is never its source's bytes
+            trusted = source.trusted(copy)
+            if trusted is not None and trusted.sha256 in self.stored:
+                self.held.add(copy.target)
+                if progress:
+                    progress(trusted.bytes)
+                return trusted
+        if self.folder is not None:
+            reused = source.reuse(copy, self.folder, f"{os.fspath(self.staging)}/{copy.target}", self.seal)
+            if reused is not None:
+                if progress:
+                    progress(copy.source.size)
+                if tally is not None and encoded:
+                    tally.add(reused=1)
+                return reused
+        if tally is not None and encoded:
+            tally.add(encoded=1)
+            return make_encoded(copy, source, self.staging / copy.target, progress)
+        return source.copy(copy, self.staging / copy.target, progress)
 
 
 def media_changed_problem(plan: BundlePlan, exc: MediaChangedError) -> Problem:

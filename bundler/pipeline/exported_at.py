@@ -7,7 +7,7 @@ import os
 from datetime import UTC, datetime
 
 from bundler.errors import UsageError
-from bundler.pipeline.plan.planner import default_exported_at, format_timestamp
+from bundler.pipeline.plan.analysis import default_exported_at, format_timestamp
 from bundler.records import StorySnapshot
 
 
