@@ -33,8 +33,8 @@ def run_cli(
     """``bundler ARGS`` with ``env`` added to this process's environment; its exit code and output.
 
     In-process unless ``process`` is set or ``env`` sets PYTHONPATH (an import hook for a fresh
-    interpreter)."""
-    if process or "PYTHONPATH" in (env or {}):
+    interpreter); ``BUNDLER_TEST_CLI=process`` runs every call in a fresh interpreter (to compare)."""
+    if process or "PYTHONPATH" in (env or {}) or os.environ.get("BUNDLER_TEST_CLI") == "process":
         return run_process(*args, env=env, cwd=cwd)
     return _run_in_process([str(a) for a in args], _environment(env), cwd)
 
