@@ -170,6 +170,10 @@ class S3Source(MediaSource):
             return FileEntry(copy.target, source.size, source.sha256, copy.media_type)
         return None
 
+    def source_sha256(self, copy: FileCopy) -> str | None:
+        # known for every object of an assemble: trusted from the record, or hashed when fetched
+        return copy.source.sha256 if isinstance(copy.source, StoredObject) else None
+
     def provenance(self, copy: FileCopy, entry: FileEntry) -> Provenance:
         source = copy.source
         etag = source.etag if isinstance(source, StoredObject) else None
