@@ -6,7 +6,6 @@ encoding it. Real PostgreSQL, moto's S3 server with its request log, the real en
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +109,9 @@ def media_reads(requests: list[Request], bucket: str) -> list[Request]:
 def test_a_republish_encodes_only_what_changed(
     story: StoryBuilder, publisher: Publisher, s3_server: S3Server, calls: list[str]
 ) -> None:
+    mark = s3_server.mark()
     first = publisher.assemble(story.story_id)
+    first_sent = sum(r.received for r in s3_server.since(mark))
     assert sorted(calls) == ["m4a"] * 5 + ["webp"] * 4
     assert first.stats["web"]["encoded"] == 9
     calls.clear()
@@ -140,8 +141,9 @@ def test_a_republish_encodes_only_what_changed(
     if publisher.in_bucket:
         assert [r.path for r in media_reads(requests, publisher.bucket)] == [f"/{publisher.bucket}/media/{changed}"]
     assert api.verify(str(third.bundle_path)).ok
-    print(f"\n[{publisher.in_bucket and 'bucket' or 'folder'}] unchanged republish: 0 encoder calls, "
-          f"{sent} bytes sent (no media); one key frame changed: 1 encoder call, "
+    print(f"\n[{'bucket' if publisher.in_bucket else 'folder'}] first publish: 9 encoder calls, {first_sent} bytes "
+          f"sent; unchanged republish: 0 encoder calls, {sent} bytes sent (no media); one key frame changed: "
+          f"1 encoder call, "
           f"{sum(r.received for r in requests)} bytes sent")  # fmt: skip
 
 
