@@ -199,12 +199,7 @@ def build_bundle(
     make_folders(staging, copies)
     maker = _FileMaker(source, staging, previous, progress, tally)
     media = run_tuned(copies, maker.make, source.copy_jobs(jobs), lambda copy: copy.source.size)
-    # a record keeps a source's own bytes' SHA-256: an encoded file (made from them) has none to keep
-    sources = {
-        copy.target: source.provenance(copy, entry)
-        for copy, entry in zip(copies, media, strict=True)
-        if copy.encoding is None
-    }
+    sources = _provenance(copies, media, source, maker.origins)
     if rendered is not None and rendered[: len(media)] == media:
         texts.flush()  # rendered from these very entries already
     else:
@@ -212,6 +207,21 @@ def build_bundle(
         rendered = _render(plan, media, texts)
     texts_record.store(staging, texts_record.texts_key(plan, media), texts.entries)
     return Built(rendered, held=frozenset(maker.held), sources=sources, web=tally)
+
+
+def _provenance(
+    copies: Sequence[FileCopy], media: Sequence[FileEntry], source: MediaSource, origins: dict[str, str]
+) -> dict[str, Provenance]:
+    """The source record of each media file. It keeps a source's own size and SHA-256, never an
+    encoded file's: an encoded file is recorded (with its recipe, SHA-256 and size beside) only
+    when the SHA-256 of the source it was made from is known (``origins``)."""
+    sources: dict[str, Provenance] = {}
+    for copy, entry in zip(copies, media, strict=True):
+        if copy.encoding is None:
+            sources[copy.target] = source.provenance(copy, entry)
+        elif copy.target in origins:
+            sources[copy.target] = source.encoded_provenance(copy, entry, origins[copy.target])
+    return sources
 
 
 def _previous_if_current(
@@ -253,10 +263,16 @@ class _FileMaker:
         self.stored = previous.held if previous is not None else frozenset()
         self.folder = os.fspath(previous.folder) if previous is not None and previous.folder else None
         self.seal = previous.seal if previous is not None else None
+        self.encodings = previous.encoded if previous is not None else {}
         self.held: set[str] = set()  # files left out of staging: the destination copies them in place
+        self.origins: dict[str, str] = {}  # encoded file -> SHA-256 of the source bytes it is made from
 
     def make(self, copy: FileCopy) -> FileEntry:
         source, progress, tally, encoded = self.source, self.progress, self.tally, copy.encoding is not None
+        if encoded and self.encodings:
+            held = self._held_encoding(copy)
+            if held is not None:
+                return held
         if self.stored and not encoded:  # an encoded file is never its source's bytes
             trusted = source.trusted(copy)
             if trusted is not None and trusted.sha256 in self.stored:
@@ -274,8 +290,25 @@ class _FileMaker:
                 return reused
         if tally is not None and encoded:
             tally.add(encoded=1)
-            return make_encoded(copy, source, self.staging / copy.target, progress)
+            made, self.origins[copy.target] = make_encoded(copy, source, self.staging / copy.target, progress)
+            return made
         return source.copy(copy, self.staging / copy.target, progress)
+
+    def _held_encoding(self, copy: FileCopy) -> FileEntry | None:
+        """The entry of an encoded file the destination holds, made by this recipe from bytes with the
+        SHA-256 of ``copy``'s source: left out of staging, nothing read beyond that SHA-256 or encoded."""
+        assert copy.encoding is not None
+        source_sha = self.source.source_sha256(copy)
+        made = self.encodings.get((source_sha, copy.encoding.recipe())) if source_sha else None
+        if source_sha is None or made is None or made[0] not in self.stored:
+            return None
+        self.held.add(copy.target)
+        self.origins[copy.target] = source_sha
+        if self.progress:
+            self.progress(copy.source.size)
+        if self.tally is not None:
+            self.tally.add(reused=1)
+        return FileEntry(copy.target, made[1], made[0], copy.media_type)
 
 
 def media_changed_problem(plan: BundlePlan, exc: MediaChangedError) -> Problem:

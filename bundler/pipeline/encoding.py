@@ -45,8 +45,12 @@ class WebTally:
             self.reused += reused
 
 
-def make_encoded(copy: FileCopy, source: MediaSource, destination: Path, progress: Progress | None) -> FileEntry:
-    """Encode ``copy``'s source into ``destination`` (a new file) and record what it was made from."""
+def make_encoded(
+    copy: FileCopy, source: MediaSource, destination: Path, progress: Progress | None
+) -> tuple[FileEntry, str]:
+    """Encode ``copy``'s source into ``destination`` (a new file) and record what it was made from.
+
+    Returns the new file's entry and the SHA-256 of the source bytes it was encoded from."""
 
     assert copy.encoding is not None
     read = source.read(copy)
@@ -64,4 +68,4 @@ def make_encoded(copy: FileCopy, source: MediaSource, destination: Path, progres
         os.close(fd)
     if progress:
         progress(copy.source.size)  # progress counts source bytes, as the total does
-    return made
+    return made, read.sha256

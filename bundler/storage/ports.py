@@ -13,7 +13,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,13 +38,26 @@ def assets_root_setting(value: str | Path | None) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class EncodedFrom:
+    """An encoded file (``--web``) as a source record keeps it: how it was made and what it is."""
+
+    recipe: str  # ``Encoding.recipe()``
+    sha256: str  # the encoded file's
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class Provenance:
-    """Where one media file of a published bundle came from, as its source record keeps it."""
+    """Where one media file of a published bundle came from, as its source record keeps it.
+
+    ``size`` and ``sha256`` are always the source's own (a record is trusted as the source's
+    bytes); an encoded file's own are in ``encoded``."""
 
     source: str  # the object's s3:// URL, or the file's absolute path
     size: int
     etag: str | None  # objects in a bucket only: what makes the record trustworthy
     sha256: str
+    encoded: EncodedFrom | None = None
 
 
 KnownFiles = Mapping[str, Provenance]  # by ``Provenance.source``: what the last publish found there
@@ -87,6 +100,18 @@ class MediaSource(ABC):
         """What a source record keeps about ``copy`` (copied as ``entry``)."""
         return Provenance(copy.source.location, entry.bytes, None, entry.sha256)
 
+    def encoded_provenance(self, copy: FileCopy, entry: FileEntry, source_sha256: str) -> Provenance:
+        """What a source record keeps about ``copy`` encoded as ``entry`` from bytes with ``source_sha256``:
+        the source's size and SHA-256, as for a copy, and the encoded file's own beside them."""
+        assert copy.encoding is not None
+        as_source = FileEntry(copy.target, copy.source.size, source_sha256, entry.media_type)
+        made = EncodedFrom(copy.encoding.recipe(), entry.sha256, entry.bytes)
+        return replace(self.provenance(copy, as_source), encoded=made)
+
+    def source_sha256(self, copy: FileCopy) -> str | None:
+        """The SHA-256 of ``copy``'s source bytes, without copying or encoding it (None: unknown)."""
+        return None
+
     def copy_jobs(self, jobs: int) -> int:
         """Copies to run at once for ``--jobs``."""
         return jobs
@@ -127,11 +152,14 @@ class PreviousBundle:
     ``folder``: a local folder whose files ``MediaSource.reuse`` may link, and ``seal``: when it
     was sealed (files changed later are re-hashed before they are trusted). ``held``: the SHA-256
     of every file the destination already stores and copies in place itself (a bucket's
-    server-side copy): a file trusted with one of these is neither read nor staged."""
+    server-side copy): a file trusted with one of these is neither read nor staged. ``encoded``:
+    (source SHA-256, ``Encoding.recipe()``) -> (encoded SHA-256, bytes) for encoded files held so:
+    one whose source has that SHA-256 is neither read nor encoded again."""
 
     folder: Path | None
     seal: int | None
     held: frozenset[str] = frozenset()
+    encoded: Mapping[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,10 @@ from bundler.bundle.manifest import FileEntry
 from bundler.media.stream import Progress
 from bundler.pipeline.plan.types import FileCopy, MediaRequest, MediaStatus
 from bundler.storage.local import encoded
-from bundler.storage.local.copying import copy_and_hash
+from bundler.storage.local.copying import copy_and_hash, disk_file, hash_file
 from bundler.storage.local.files import resolve_assets_root
 from bundler.storage.local.probe import probe_media
+from bundler.storage.local.records import same_file
 from bundler.storage.local.reuse import current_entry, reuse_previous
 from bundler.storage.ports import KnownFiles, MediaSource, SourceRead
 
@@ -35,6 +36,13 @@ class LocalSource(MediaSource):
 
     def copy(self, copy: FileCopy, destination: Path, progress: Progress | None) -> FileEntry:
         return copy_and_hash(copy, destination, progress)
+
+    def source_sha256(self, copy: FileCopy) -> str | None:
+        # a read and a hash: cheap next to encoding, and only asked when an encoding may be reused
+        hashed = hash_file(disk_file(copy).path)
+        if hashed is None or hashed[2].st_size != copy.source.size or not same_file(hashed[1], hashed[2]):
+            return None  # gone or changing since the check: encoding it reports what became of it
+        return hashed[0]
 
     def read(self, copy: FileCopy) -> SourceRead:
         return encoded.read_source(copy)

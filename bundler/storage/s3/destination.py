@@ -32,7 +32,7 @@ from bundler.media.stream import CHUNK, stream
 from bundler.storage.ports import ArchiveFormat, BundleDestination, KnownFiles, PreviousBundle, Published, Staged
 from bundler.storage.s3.client import Conflict, ObjectInfo, S3Client, S3Url, Versioned, in_flight
 from bundler.storage.s3.pointer import POINTER_NAME, VERSION_DIGITS, parse_pointer, pointer_document
-from bundler.storage.s3.records import parse_sources, parse_stored, sources_document, sources_name
+from bundler.storage.s3.records import encodings, parse_sources, parse_stored, sources_document, sources_name
 from bundler.storage.s3.scratch import scratch_folder
 from bundler.support.documents import DocumentError, parse_json
 from bundler.support.workers import run_parallel
@@ -49,6 +49,7 @@ class Start:
     pointer: Versioned | None = None
     version: str | None = None
     held: dict[str, str] = field(default_factory=dict)  # SHA-256 -> a file of that version holding it
+    sizes: dict[str, int] = field(default_factory=dict)  # SHA-256 -> its size, for every one held
     record: bytes | None = None  # the version's source record as stored
     known: KnownFiles = field(default_factory=dict)
     stored: dict[str, str] = field(default_factory=dict)  # object -> ETag as published (the record says)
@@ -91,30 +92,34 @@ class S3Destination(BundleDestination):
                 start.record = self.client.read_all(story.key(sources_name(version)))
                 start.known = parse_sources(start.record)
                 start.stored = parse_stored(start.record)
-                start.held = self._holdings(story.child(version), manifest_sha, start.stored)
+                start.held, start.sizes = self._holdings(story.child(version), manifest_sha, start.stored)
         self.started[story_id] = start
         return start
 
-    def _holdings(self, version: S3Url, manifest_sha: Any, stored: dict[str, str]) -> dict[str, str]:
+    def _holdings(
+        self, version: S3Url, manifest_sha: Any, stored: dict[str, str]
+    ) -> tuple[dict[str, str], dict[str, int]]:
         """SHA-256 -> file of a published version, for every file present there with its listed size
         and, where the record has it, the ETag it was published with (else it was changed in place)."""
         data = self.client.read_all(version.key(MANIFEST_NAME))
         if data is None or hashlib.sha256(data).hexdigest() != manifest_sha:
-            return {}  # not the version the pointer vouches for: copy nothing from it
+            return {}, {}  # not the version the pointer vouches for: copy nothing from it
         try:
             document = parse_json(data)
         except DocumentError:
-            return {}
+            return {}, {}
         files = document.get("files") if isinstance(document, dict) else None
         present = self.client.listing(version.prefix)
         held: dict[str, str] = {}
+        sizes: dict[str, int] = {}
         for entry in files if isinstance(files, list) else ():
             if isinstance(entry, dict) and isinstance(entry.get("sha256"), str):
                 path = str(entry.get("path"))
                 found = present.get(path)
                 if found is not None and found.size == entry.get("bytes") and _as_published(found, path, stored):
                     held.setdefault(entry["sha256"], path)
-        return held
+                    sizes[entry["sha256"]] = found.size
+        return held, sizes
 
     def claim(self, story_id: str, overwrite: bool) -> None:
         if not overwrite and self.start(story_id).pointer is not None:
@@ -126,8 +131,12 @@ class S3Destination(BundleDestination):
         return self.start(story_id).known
 
     def previous(self, story_id: str) -> PreviousBundle | None:
-        held = self.start(story_id).held
-        return PreviousBundle(None, None, frozenset(held)) if held else None
+        start = self.start(story_id)
+        if not start.held:
+            return None
+        # encoded files of the version, reusable only where the version still holds their bytes
+        encoded = {key: made for key, made in encodings(start.known).items() if start.sizes.get(made[0]) == made[1]}
+        return PreviousBundle(None, None, frozenset(start.held), encoded)
 
     @contextmanager
     def staging(self, story_id: str) -> Iterator[Path]:

@@ -4,15 +4,20 @@ Beside the version, not in it, so the bundle stays exactly the bundle. A later r
 media are in a bucket trusts a file whose key, size and ETag are the recorded ones: it is
 neither read nor checked again. The record is a hint, never a requirement: one that is
 missing, unreadable or of another shape is simply not trusted.
+
+An encoded file (``--web``) is recorded with its source's size and SHA-256, like a copy (so the
+record never passes an encoded file's bytes off as its source's), plus ``encoded``: the recipe
+and the encoded file's SHA-256 and size, which let the next run reuse it instead of encoding.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import replace
+from typing import Any, TypeGuard
 
-from bundler.storage.ports import Provenance
+from bundler.storage.ports import EncodedFrom, Provenance
 from bundler.support.documents import DocumentError, parse_json
 
 SOURCES_FORMAT = "story-bundle-sources"
@@ -28,10 +33,7 @@ def sources_document(
 ) -> bytes:
     """``stored``: each object of the version and its ETag as published, so a later run can tell an
     object changed in place (same size, other bytes) from the one it published."""
-    files = {
-        target: {"source": p.source, "size": p.size, "etag": p.etag, "sha256": p.sha256}
-        for target, p in sorted(sources.items())
-    }
+    files = {target: _entry(p) for target, p in sorted(sources.items())}
     document = {
         "format": SOURCES_FORMAT,
         "formatVersion": 1,
@@ -41,6 +43,13 @@ def sources_document(
         "stored": dict(sorted(stored.items())),
     }
     return (json.dumps(document, indent=1, sort_keys=True) + "\n").encode("utf-8")
+
+
+def _entry(p: Provenance) -> dict[str, Any]:
+    entry: dict[str, Any] = {"source": p.source, "size": p.size, "etag": p.etag, "sha256": p.sha256}
+    if p.encoded is not None:
+        entry["encoded"] = {"recipe": p.encoded.recipe, "sha256": p.encoded.sha256, "bytes": p.encoded.bytes}
+    return entry
 
 
 def parse_stored(data: bytes | None) -> dict[str, str]:
@@ -70,13 +79,36 @@ def parse_sources(data: bytes | None) -> dict[str, Provenance]:
         if not isinstance(entry, dict):
             continue
         source, size, etag, sha256 = (entry.get(k) for k in ("source", "size", "etag", "sha256"))
-        if (
-            isinstance(source, str)
-            and isinstance(size, int)
-            and not isinstance(size, bool)
-            and (etag is None or isinstance(etag, str))
-            and isinstance(sha256, str)
-            and len(sha256) == 64
-        ):
-            known[source] = Provenance(source, size, etag, sha256)
+        if isinstance(source, str) and _size(size) and (etag is None or isinstance(etag, str)) and _sha(sha256):
+            # an encoded entry keeps the source's size and SHA-256 too: trusting it trusts the source
+            found = Provenance(source, size, etag, sha256, _encoded(entry.get("encoded")))
+            kept = known.get(source)
+            if kept is None or (kept.encoded is None and kept == replace(found, encoded=None)):
+                known[source] = found  # one source copied and encoded: the entry that says both
     return known
+
+
+def encodings(known: Mapping[str, Provenance]) -> dict[tuple[str, str], tuple[str, int]]:
+    """(source SHA-256, recipe) -> (encoded SHA-256, bytes) for every encoded file of a record."""
+    return {
+        (p.sha256, p.encoded.recipe): (p.encoded.sha256, p.encoded.bytes)
+        for p in known.values()
+        if p.encoded is not None
+    }
+
+
+def _encoded(value: Any) -> EncodedFrom | None:
+    if not isinstance(value, dict):
+        return None
+    recipe, sha256, size = (value.get(k) for k in ("recipe", "sha256", "bytes"))
+    if isinstance(recipe, str) and _sha(sha256) and _size(size):
+        return EncodedFrom(recipe, sha256, size)
+    return None
+
+
+def _size(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _sha(value: Any) -> TypeGuard[str]:
+    return isinstance(value, str) and len(value) == 64

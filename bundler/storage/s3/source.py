@@ -170,6 +170,10 @@ class S3Source(MediaSource):
             return FileEntry(copy.target, source.size, source.sha256, copy.media_type)
         return None
 
+    def source_sha256(self, copy: FileCopy) -> str | None:
+        # known for every object of an assemble: trusted from the record, or hashed when fetched
+        return copy.source.sha256 if isinstance(copy.source, StoredObject) else None
+
     def provenance(self, copy: FileCopy, entry: FileEntry) -> Provenance:
         source = copy.source
         etag = source.etag if isinstance(source, StoredObject) else None
@@ -233,9 +237,8 @@ class S3Source(MediaSource):
     def read(self, copy: FileCopy) -> SourceRead:
         """The checked object whole, pinned to its ETag (``--web`` encodes it); ``proof``: the ETag.
 
-        Reuse across versions is the object store's own record (``<version>.sources.json``): it can
-        key the encoded file's SHA-256 by (source key, ETag or SHA-256, ``Encoding.recipe()``), see
-        ``MediaSource.remember``; without it every encoded file is encoded anew."""
+        Not called for a source whose encoding the published version holds: its record keys the
+        encoded file by (source SHA-256, ``Encoding.recipe()``), see ``PreviousBundle.encoded``."""
         source = copy.source
         if not isinstance(source, StoredObject):
             raise TypeError(f"{copy.target} does not come from a bucket")
