@@ -23,8 +23,6 @@ class MediaChangedError(InputError):
 
     ``target``: the bundle path of the file concerned, so the report can name its scenelet and shot."""
 
-    code = "media-changed"  # the problem code it is reported as
-
     def __init__(self, message: str, target: str | None = None) -> None:
         super().__init__(message)
         self.target = target

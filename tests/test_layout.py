@@ -140,6 +140,8 @@ def test_imports_inside_functions_only_at_optional_edges() -> None:
         and name not in ("bundler", "bundler.__version__")  # the version: read from metadata only when asked
     ]
     assert lazy == []
+
+
 def test_modules_stay_small_enough_to_read_in_one_sitting() -> None:
     """At most 400 lines, unless the module's docstring says why it is long ("Long: ...")."""
     long = {}

@@ -222,13 +222,13 @@ def _wait_for_python_handlers(pid: int) -> None:
 
 
 def test_a_signal_after_every_story_finished_reports_what_was_done(capsys: pytest.CaptureFixture[str]) -> None:
-    from bundler.cli.commands_assemble import _finish
+    from bundler.cli.batch import finish
     from bundler.cli.common import Output
 
     cancel = Cancellation()
     cancel.cancel(signal.SIGTERM)  # came in after the bundle was published
     done = StoryReport(STORY_ID, True, (), {"files": 3, "bytes": 10}, Path("/tmp/out") / STORY_ID)
-    _finish([done], Output.from_options(True, False, None), "assembled", "Assembled", batch=False, cancel=cancel)
+    finish([done], Output.from_options(True, False, None), "assembled", "Assembled", batch=False, cancel=cancel)
     document = json.loads(capsys.readouterr().out)
     assert document["ok"] is True and document["bundlePath"]
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bundler.bundle.manifest import (
     MANIFEST_NAME,
@@ -32,7 +32,7 @@ from bundler.bundle.manifest import (
 from bundler.errors import MediaChangedError
 from bundler.media.stream import Progress
 from bundler.pipeline import texts_record
-from bundler.pipeline.encoding import WebTally, make_encoded
+from bundler.pipeline.encoding import EncodeFailed, WebTally, make_encoded
 from bundler.pipeline.plan.types import BundlePlan, FileCopy, PlannedScenelet
 from bundler.player import render_player
 from bundler.problems import Problem, error
@@ -312,18 +312,21 @@ class _FileMaker:
 
 
 def media_changed_problem(plan: BundlePlan, exc: MediaChangedError) -> Problem:
-    """The problem for ``exc``, naming the scenelet (UUID and label), shot and file it concerns."""
+    """The problem for ``exc``, naming the scenelet (UUID and label), shot and file it concerns: a
+    source that changed since its check, or (``EncodeFailed``) one that would not decode."""
+    where: dict[str, Any] = {}
     for copy, scenelet, shot_index in _placed_files(plan):
         if copy.target == exc.target:
-            return error(
-                exc.code,
-                str(exc),
-                path=copy.source.location,
-                scenelet_ref=scenelet.id if scenelet else None,
-                scenelet_label=scenelet.label if scenelet else None,
-                shot_index=shot_index,
-            )
-    return error(exc.code, str(exc))
+            where = {
+                "path": copy.source.location,
+                "scenelet_ref": scenelet.id if scenelet else None,
+                "scenelet_label": scenelet.label if scenelet else None,
+                "shot_index": shot_index,
+            }
+            break
+    if isinstance(exc, EncodeFailed):
+        return error("wrong-media-format", str(exc), **where)
+    return error("media-changed", str(exc), **where)
 
 
 def _placed_files(plan: BundlePlan) -> Iterator[tuple[FileCopy, PlannedScenelet | None, int | None]]:

@@ -26,9 +26,8 @@ if TYPE_CHECKING:
 
 
 class EncodeFailed(MediaChangedError):
-    """A source passed its structure check but its body cannot be decoded: a story problem."""
-
-    code = "wrong-media-format"
+    """A source passed its structure check but its body cannot be decoded: a story problem
+    (``wrong-media-format``, see ``build.media_changed_problem``)."""
 
 
 @dataclass
