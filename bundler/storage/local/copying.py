@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bundler.bundle.manifest import FileEntry
@@ -66,17 +67,12 @@ def open_regular(path: Path | str) -> tuple[int, os.stat_result]:
     return fd, info
 
 
-def copy_and_hash(copy: FileCopy, destination: Path, progress: Progress | None = None) -> FileEntry:
-    """Stream one file: copy and hash in the same pass, never the whole file in memory.
-
-    The bytes hashed are exactly the bytes written. When the source did not
-    change while it was read (and had not just been written), the new file gets
-    a ``SourceRecord`` so that the next assemble can reuse it.
-    """
-    read_started = time.time_ns()
+def open_checked_source(copy: FileCopy) -> tuple[int, os.stat_result, Callable[[bytes], None]]:
+    """The source of ``copy`` opened as its check saw it, its ``fstat``, and the test its first bytes
+    must pass; ``MediaChangedError`` (naming the file and its bundle path) for what became of it."""
     source = disk_file(copy).path
     try:
-        source_fd, before = open_regular(source)
+        fd, before = open_regular(source)
     except FileNotFoundError:
         raise MediaChangedError(f"{source} was removed while bundling ({copy.target}).", copy.target) from None
     except NotRegularFile as exc:
@@ -87,6 +83,18 @@ def copy_and_hash(copy: FileCopy, destination: Path, progress: Progress | None =
         if not sniff(head, copy.kind):
             raise MediaChangedError(f"{source} changed format while bundling ({copy.target}).", copy.target)
 
+    return fd, before, check_head
+
+
+def copy_and_hash(copy: FileCopy, destination: Path, progress: Progress | None = None) -> FileEntry:
+    """Stream one file: copy and hash in the same pass, never the whole file in memory.
+
+    The bytes hashed are exactly the bytes written. When the source did not
+    change while it was read (and had not just been written), the new file gets
+    a ``SourceRecord`` so that the next assemble can reuse it.
+    """
+    read_started = time.time_ns()
+    source_fd, before, check_head = open_checked_source(copy)
     try:
         if before.st_size != copy.source.size:  # no need to read it to know
             raise _changed_size(copy, before.st_size)

@@ -28,11 +28,10 @@ from dataclasses import dataclass, replace
 from bundler.bundle.manifest import FileEntry
 from bundler.errors import MediaChangedError
 from bundler.media.stream import fd_chunks, stream
-from bundler.media.structure import sniff
 from bundler.pipeline.plan.types import FileCopy
-from bundler.storage.local.copying import NotRegularFile, disk_file, hash_file, open_regular
+from bundler.storage.local.copying import disk_file, hash_file, open_checked_source
 from bundler.storage.local.records import records_supported, same_file, settled, source_identity
-from bundler.storage.local.reuse import _links_to
+from bundler.storage.local.reuse import link_checked
 from bundler.storage.ports import SourceRead
 
 WEB_RECORD_ATTRIBUTE = "user.bundler.web"
@@ -87,17 +86,7 @@ def read_source(copy: FileCopy) -> SourceRead:
     """The source's bytes whole, hashed as read; ``MediaChangedError`` when it is not what was checked."""
     started = time.time_ns()
     path = disk_file(copy).path
-    try:
-        fd, before = open_regular(path)
-    except FileNotFoundError:
-        raise MediaChangedError(f"{path} was removed while bundling ({copy.target}).", copy.target) from None
-    except NotRegularFile as exc:
-        raise MediaChangedError(f"{path} was replaced while bundling: it {exc} ({copy.target}).", copy.target) from None
-
-    def check_head(head: bytes) -> None:
-        if not sniff(head, copy.kind):
-            raise MediaChangedError(f"{path} changed format while bundling ({copy.target}).", copy.target)
-
+    fd, before, check_head = open_checked_source(copy)
     try:
         done = stream(fd_chunks(fd), keep=True, check_head=check_head)
         after = os.fstat(fd)
@@ -188,22 +177,8 @@ def reuse_encoded(copy: FileCopy, previous: str, destination: str, seal: int | N
     if found is None:
         return None
     record, old_stat, refreshed = found
-    try:
-        os.link(old, destination, follow_symlinks=False)
-    except OSError:
+    # the record's mtime is the file's own (linking does not change it); it now names the source as it is
+    stored = refreshed
+    if not link_checked(old, destination, old_stat, None if stored is None else lambda fd: _store(fd, stored)):
         return None
-    if not _links_to(destination, old_stat):
-        return None
-    if refreshed is not None and records_supported():
-        # the linked file's bytes are untouched; the record now names the source as it is
-        try:
-            fd, _ = open_regular(destination)
-        except (OSError, NotRegularFile):
-            pass
-        else:
-            try:
-                # the record's mtime is the file's own: linking does not change it
-                _store(fd, refreshed)
-            finally:
-                os.close(fd)
     return FileEntry(copy.target, old_stat.st_size, record.sha256, copy.media_type)

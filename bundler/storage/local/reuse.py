@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from bundler.bundle.manifest import FileEntry
@@ -102,21 +103,31 @@ def reuse_previous(copy: FileCopy, previous: Path | str, destination: Path | str
             return None
         if settled(after, started):
             refreshed = source_record(copy, after, sha, record.copy_mtime_ns)
+    stored = refreshed
+    if not link_checked(old, destination, old_stat, None if stored is None else lambda fd: store_record(fd, stored)):
+        return None
+    return FileEntry(copy.target, old_stat.st_size, record.sha256, copy.media_type)
+
+
+def link_checked(
+    old: str, destination: Path | str, old_stat: os.stat_result, refresh: Callable[[int], None] | None
+) -> bool:
+    """Hard-link ``old`` (the file that was checked, ``old_stat``) to ``destination``; False when it
+    cannot be linked or was replaced meanwhile (the caller copies instead). ``refresh`` then writes
+    a new record onto the link: metadata only, the file's bytes are untouched."""
     try:
         os.link(old, destination, follow_symlinks=False)
     except OSError:
-        return None  # no hard links here (or too many): copy instead
+        return False  # no hard links here (or too many)
     if not _links_to(destination, old_stat):
-        return None  # ``old`` was replaced between its check and the link: copy instead
-    if refreshed is not None and records_supported():
-        # metadata only: the file's bytes are untouched, and the record stays true for them
+        return False  # ``old`` was replaced between its check and the link
+    if refresh is not None and records_supported():
         try:
             fd, _ = open_regular(destination)
         except (OSError, NotRegularFile):
-            pass
-        else:
-            try:
-                store_record(fd, refreshed)
-            finally:
-                os.close(fd)
-    return FileEntry(copy.target, old_stat.st_size, record.sha256, copy.media_type)
+            return True
+        try:
+            refresh(fd)
+        finally:
+            os.close(fd)
+    return True
