@@ -26,6 +26,7 @@ from pathlib import Path
 
 from bundler.pipeline.plan.types import MediaRequest, MediaStatus
 from bundler.storage.local.files import OPEN_FLAGS, MediaProblem, SourceFile, check_open_file, check_source
+from bundler.support.workers import run_adaptive
 
 _OPEN_FLAGS = OPEN_FLAGS | getattr(os, "O_NOFOLLOW", 0)
 
@@ -90,8 +91,6 @@ _by_path = operator.attrgetter("relative", "kind")
 
 
 def probe_media(requests: Iterable[MediaRequest], root: Path, jobs: int) -> dict[MediaRequest, MediaStatus]:
-    from bundler.support.workers import run_adaptive
-
     ordered = sorted(requests, key=_by_path)  # a folder's files together: its real path is looked up once
     # a few short system calls per file: threads only where the file system is slow (see run_adaptive)
     return dict(zip(ordered, run_adaptive(ordered, Prober(root).probe, jobs), strict=True))
