@@ -235,7 +235,15 @@ def _build_and_publish(
         try:
             with phases("build"):
                 previous = destination.previous(story_id)
-                built = build_bundle(bundle_plan, staging, options.jobs or 1, advance, source=source, previous=previous)
+                built = build_bundle(
+                    bundle_plan,
+                    staging,
+                    options.jobs or 1,
+                    advance,
+                    source=source,
+                    previous=previous,
+                    record_sources=destination.keeps_source_records,
+                )
         except OSError as exc:  # disk full, read-only, quota: name the path that failed
             where = exc.filename or staging
             message = f"Cannot build the bundle of {story_id} in {destination}: {exc.strerror or exc} ({where})."

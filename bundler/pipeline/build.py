@@ -170,6 +170,7 @@ def build_bundle(
     *,
     source: MediaSource,
     previous: PreviousBundle | None = None,
+    record_sources: bool = False,
 ) -> Built:
     """Fill ``staging`` (an empty folder) with media copied (or encoded) from ``source``.
 
@@ -199,7 +200,8 @@ def build_bundle(
     make_folders(staging, copies)
     maker = _FileMaker(source, staging, previous, progress, tally)
     media = run_tuned(copies, maker.make, source.copy_jobs(jobs), lambda copy: copy.source.size)
-    sources = _provenance(copies, media, source, maker.origins)
+    # only a destination that keeps source records (a bucket) needs them: one object per file otherwise
+    sources = _provenance(copies, media, source, maker.origins) if record_sources else {}
     if rendered is not None and rendered[: len(media)] == media:
         texts.flush()  # rendered from these very entries already
     else:

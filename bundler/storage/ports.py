@@ -190,6 +190,8 @@ class Published:
 class BundleDestination(ABC):
     """Where bundles go. A bundle is built in a local staging folder, then published whole."""
 
+    keeps_source_records = False  # publishes ``Staged.sources`` beside each version (a bucket does)
+
     @abstractmethod
     def claim(self, story_id: str, overwrite: bool) -> None:
         """Fail early (``OutputExistsError``) when a bundle exists and ``overwrite`` is off."""

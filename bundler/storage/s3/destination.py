@@ -58,6 +58,8 @@ class Start:
 class S3Destination(BundleDestination):
     """``s3://bucket/prefix/<story-id>/<version>/…`` plus ``<story-id>/current.json`` written last."""
 
+    keeps_source_records = True
+
     def __init__(self, url: S3Url, client: S3Client, jobs: int) -> None:
         self.url = url
         self.client = client
