@@ -61,6 +61,23 @@ def read_capped(path: str | os.PathLike[str], limit: int = MAX_DOCUMENT_BYTES) -
         os.close(fd)
 
 
+def read_head(path: str | os.PathLike[str], size: int) -> bytes:
+    """The first ``size`` bytes of the regular file at ``path`` (opened without blocking), however
+    large the file is: for telling what a document is without reading all of it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise DocumentError("no such file" if isinstance(exc, FileNotFoundError) else "cannot be opened") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DocumentError("is not a regular file")
+        return os.pread(fd, size, 0)
+    except OSError as exc:
+        raise DocumentError(f"cannot be read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+
+
 def check_size(data: bytes, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
     """``data`` (already fetched, e.g. from a bucket) when it fits the cap."""
     if len(data) > limit:

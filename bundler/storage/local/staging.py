@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bundler.errors import EnvError, OutputExistsError
-from bundler.support.documents import DocumentError, load_json_file, read_text_file
+from bundler.support.documents import DocumentError, read_head, read_text_file
 
 STAGING_MARK = ".partial-"
 LOCK_SUFFIX = ".lock"
@@ -49,24 +49,36 @@ def ensure_target_free(target: Path, overwrite: bool) -> None:
 
 
 def ensure_replaceable(target: Path) -> None:
-    """``--overwrite`` replaces only a bundle of this very story (DESIGN §4); anything else stays as it is."""
+    """``--overwrite`` replaces only a bundle of this very story (docs/design.md §4); anything else
+    stays as it is."""
     if target.is_symlink() or not target.is_dir():
         raise OutputExistsError(f"{target} exists and is not a bundle folder; refusing to replace it.")
+    head = _manifest_head(target / "manifest.json")
+    if head == ("story-bundle", target.name) or (head is None and _damaged_bundle(target)):
+        return
+    raise OutputExistsError(
+        f"{target} exists and is not a bundle of story {target.name} (no story-bundle manifest.json for it); "
+        "refusing to replace it."
+    )
+
+
+# A manifest starts with its format and story in contract order (docs/design.md §3), so its first
+# bytes tell whose bundle a folder holds: a 50 MB manifest is never parsed whole just to know that.
+_HEAD_BYTES = 64 * 1024
+_MANIFEST_HEAD = re.compile(
+    r'\{\s*"format"\s*:\s*"([^"\\]*)"\s*,\s*"formatVersion"\s*:\s*\d+\s*,'
+    r'\s*"generator"\s*:\s*"(?:[^"\\]|\\.)*"\s*,\s*"metadata"\s*:\s*\{\s*"storyId"\s*:\s*"([^"\\]*)"'
+)
+
+
+def _manifest_head(path: Path) -> tuple[str, str] | None:
+    """(format, storyId) from the start of a manifest, or None when it is unreadable or no manifest."""
     try:
-        manifest = load_json_file(target / "manifest.json")
+        head = read_head(path, _HEAD_BYTES).decode("utf-8", "replace")
     except DocumentError:
-        manifest = None
-    metadata = manifest.get("metadata") if isinstance(manifest, dict) else None
-    if not (
-        isinstance(manifest, dict)
-        and manifest.get("format") == "story-bundle"
-        and isinstance(metadata, dict)
-        and metadata.get("storyId") == target.name
-    ) and not (manifest is None and _damaged_bundle(target)):
-        raise OutputExistsError(
-            f"{target} exists and is not a bundle of story {target.name} (no story-bundle manifest.json for it); "
-            "refusing to replace it."
-        )
+        return None
+    found = _MANIFEST_HEAD.match(head)
+    return (found.group(1), found.group(2)) if found else None
 
 
 _SUMS_LINE = re.compile(r"[0-9a-f]{64}  \S[^\n]*")
