@@ -15,6 +15,7 @@ import bundler.media.encode
 from bundler import api
 from bundler.db.connect import DatabaseTarget
 from bundler.media.encode import WebSettings
+from tests import test_web_profile
 from tests.builders import StoryBuilder
 from tests.media_files import png_bytes
 from tests.s3_server import Request, S3Server
@@ -23,16 +24,7 @@ WEB = WebSettings()
 MEDIA = (".webp", ".m4a", ".png", ".wav")
 
 
-@pytest.fixture
-def story(conn, assets_root: Path) -> StoryBuilder:  # type: ignore[no-untyped-def]
-    b = StoryBuilder(title="Web in a bucket")
-    root = b.scenelet(shots=2, prompt="Which way?")
-    b.left = b.scenelet(root, choice_label="Left", terminal=True)  # type: ignore[attr-defined]
-    b.scenelet(root, choice_label="Right", terminal=True)
-    b.music(("Theme", ["scenelet-1", "scenelet-2"]))
-    b.write_media(assets_root)
-    b.insert(conn)
-    return b
+story = test_web_profile.story  # the same small branching story with music, as a fixture here too
 
 
 @pytest.fixture
